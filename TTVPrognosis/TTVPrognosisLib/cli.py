@@ -1,0 +1,198 @@
+"""Command line: ``ttvprognosis`` (also ``python -m TTVPrognosisLib``).
+
+Each command is a thin wrapper over the same library functions the Slicer panel uses. Output is a
+human-readable table, or with ``--json`` exactly one JSON document on stdout. Problems go to stderr with
+a non-zero exit code: 1 for bad input (the message says what to fix), 2 for a wrong command line,
+3 for an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError
+
+EXIT_INPUT_ERROR = 1
+EXIT_INTERNAL_ERROR = 3
+# Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9).
+NUMERIC_LIST_OPTIONS = ("--point",)
+NUMERIC_LIST = re.compile(r"^-?\d*\.?\d+(e-?\d+)?(,\s*-?\d*\.?\d+(e-?\d+)?)*$", re.IGNORECASE)
+
+
+def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exclude-segment", action="append", default=[], metavar="NAME",
+                        help="leave this segment out (name, ID or label value); repeat for several")
+    parser.add_argument("--liver-segment", action="append", default=[], metavar="NAME",
+                        help="treat this segment as liver, not lesion (liver-named segments are by default)")
+
+
+def _add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ttvprognosis",
+        description="Total tumour volume (TTV), response and prognosis for colorectal liver metastases. "
+                    "Research use only.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    measure = commands.add_parser("measure", help="TTV, lesions and diameters of one segmentation",
+                                  description="Measure TTV, lesion count and diameters of a segmentation "
+                                              "(.seg.nrrd or label image: each non-zero value is a segment).")
+    measure.add_argument("segmentation", help="segmentation file (.seg.nrrd, .nrrd, .nii.gz, .mha, DICOM folder)")
+    measure.add_argument("--image", help="the CT it was drawn on (checks that both belong to the same scan)")
+    _add_segment_role_options(measure)
+    _add_json_option(measure)
+    measure.set_defaults(handler=_run_measure)
+
+    compare = commands.add_parser("compare", help="baseline versus follow-up: TTV change",
+                                  description="Compare a baseline and a follow-up segmentation.")
+    compare.add_argument("baseline", help="baseline segmentation file")
+    compare.add_argument("followup", help="follow-up segmentation file")
+    compare.add_argument("--baseline-image", help="baseline CT (optional)")
+    compare.add_argument("--followup-image", help="follow-up CT (optional)")
+    _add_segment_role_options(compare)
+    _add_json_option(compare)
+    compare.set_defaults(handler=_run_compare)
+
+    predict = commands.add_parser("predict", help="overall survival from the baseline TTV (embedded model)",
+                                  description="Expected overall survival with 95 % band from the baseline TTV, "
+                                              "using the embedded model (see Resources/Models/MODEL_CARD.md) or "
+                                              "your own model file. Research use only.")
+    predict.add_argument("--baseline-ttv-ml", required=True, type=float, metavar="ML", help="baseline TTV in mL")
+    predict.add_argument("--months", type=_months_list, metavar="M,M,...",
+                         help="times in months (default: yearly over the model's supported span)")
+    predict.add_argument("--model", metavar="FILE", help="model file (JSON) instead of the embedded default")
+    _add_json_option(predict)
+    predict.set_defaults(handler=_run_predict)
+
+    demo = commands.add_parser("demo", help="write the embedded sample case and compare it",
+                               description="Write a synthetic baseline/follow-up pair (CT + Slicer "
+                                           "segmentation) and show the comparison. Needs no data files.")
+    demo.add_argument("--output", default="ttvprognosis-demo", help="folder for the sample files "
+                                                                      "(default: ./ttvprognosis-demo)")
+    _add_json_option(demo)
+    demo.set_defaults(handler=_run_demo)
+    return parser
+
+
+def _months_list(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of months") from error
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+
+
+def _emit(document: dict, text: str, as_json: bool) -> None:
+    from .report import to_json
+
+    print(to_json(document) if as_json else text)
+
+
+def _run_measure(args: argparse.Namespace) -> int:
+    from .pipeline import measure_file
+    from .report import format_measurement
+
+    result = measure_file(args.segmentation, args.image, exclude=args.exclude_segment, liver=args.liver_segment)
+    _print_warnings(result.warnings)
+    _emit(result.to_dict(), format_measurement(result), args.json)
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .pipeline import compare_files
+    from .report import comparison_document, format_comparison, format_prognosis
+
+    comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
+                               exclude=args.exclude_segment, liver=args.liver_segment)
+    _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
+    document = comparison_document(comparison)
+    _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}", args.json)
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .prognosis import load_model, predict_overall_survival
+    from .report import format_prediction
+
+    prediction = predict_overall_survival(args.baseline_ttv_ml, load_model(args.model), months=args.months)
+    _print_warnings(prediction.warnings)
+    _emit(prediction.to_dict(), format_prediction(prediction), args.json)
+    return 0
+
+
+DEMO_MARKER = "ABOUT-THIS-DEMO.txt"
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo_data import write_demo_case
+    from .pipeline import compare_files
+    from .report import comparison_document, format_comparison, format_prognosis
+
+    folder = Path(args.output)
+    if folder.exists() and any(folder.iterdir()) and not (folder / DEMO_MARKER).exists():
+        raise InputError(f"The folder '{folder}' already holds other files; choose an empty or new folder "
+                         f"with --output so nothing of yours is overwritten.")
+    paths = write_demo_case(folder)
+    (folder / DEMO_MARKER).write_text(
+        "Synthetic sample case written by 'ttvprognosis demo' (generated by code, no patient data).\n"
+        "Open the CTs and .seg.nrrd files in 3D Slicer, or run:\n"
+        f"  ttvprognosis compare {paths['baseline_segmentation'].name} {paths['followup_segmentation'].name}\n")
+    comparison = compare_files(paths["baseline_segmentation"], paths["followup_segmentation"],
+                               paths["baseline_image"], paths["followup_image"])
+    _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
+    document = comparison_document(comparison)
+    document["files"] = {role: str(path) for role, path in paths.items()}
+    text = (f"Sample case written to {folder.resolve()}\n\n{format_comparison(comparison)}\n\n"
+            f"{format_prognosis(document['prognosis'])}")
+    _emit(document, text, args.json)
+    return 0
+
+
+def _attach_negative_values(argv: Sequence[str]) -> list[str]:
+    """Turn ``--point -52.9,14.7,4.9`` into ``--point=-52.9,14.7,4.9`` so argparse does not read an option."""
+    joined: list[str] = []
+    arguments = list(argv)
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        if (argument in NUMERIC_LIST_OPTIONS and index + 1 < len(arguments)
+                and NUMERIC_LIST.match(arguments[index + 1])):
+            joined.append(f"{argument}={arguments[index + 1]}")
+            index += 2
+            continue
+        joined.append(argument)
+        index += 1
+    return joined
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
+    try:
+        return args.handler(args)
+    except InputError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as error:  # last resort: say what happened instead of a bare traceback
+        print(f"Internal error ({type(error).__name__}): {error}\nPlease report this with the command you ran.",
+              file=sys.stderr)
+        return EXIT_INTERNAL_ERROR

@@ -1,0 +1,143 @@
+"""Segments of a segmentation and the role each plays (lesion, liver, excluded).
+
+A :class:`LabelVolume` holds what a Slicer segmentation holds: one or more label layers on one voxel grid
+(overlapping segments live in different layers) and, per segment, its layer and label value. Files,
+MRML nodes and synthetic test data all become this one type, so every path measures the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .errors import InputError
+from .geometry import Geometry
+
+ROLE_LESION = "lesion"
+ROLE_LIVER = "liver"
+ROLE_EXCLUDED = "excluded"
+ROLES = (ROLE_LESION, ROLE_LIVER, ROLE_EXCLUDED)
+
+# Segment tags written by this module (Slicer stores tags in the scene and in .seg.nrrd files).
+ROLE_TAG = "TTVPrognosis.Role"
+VERIFIED_TAG = "TTVPrognosis.Verified"
+
+# "Liver", "liver parenchyma", "Whole_liver", "Parenchyma", "liver 1" -- but not "livertumor01".
+LIVER_NAME = re.compile(r"^\s*(whole[\s_-]*)?(liver|parenchyma|liver[\s_-]*parenchyma)([\s_-]*\d+)?\s*$",
+                        re.IGNORECASE)
+# Names that usually mean a structure other than a metastasis: counted (as DESIGN.md defines) but flagged.
+NON_LESION_HINT = re.compile(r"(vein|vessel|arter|aorta|portal|cava|kidney|spleen|gallbladder|bladder|"
+                             r"stomach|bone|lung|colon|bowel|pancrea|cyst|kyst|body|skin)", re.IGNORECASE)
+
+
+@dataclass
+class Segment:
+    """One segment: where its voxels are stored (layer, label value) and what it is."""
+
+    segment_id: str
+    name: str
+    layer: int
+    label_value: int
+    tags: dict[str, str] = field(default_factory=dict)
+    role: str = ROLE_LESION
+
+    @property
+    def verified(self) -> bool:
+        return self.tags.get(VERIFIED_TAG, "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass
+class LabelVolume:
+    """Label layers (integer arrays indexed [k, j, i]) on one grid, and the segments stored in them."""
+
+    layers: list[np.ndarray]
+    geometry: Geometry
+    segments: list[Segment]
+    source: str = ""
+    warnings: list[str] = field(default_factory=list)  # noticed while reading, e.g. float labels
+
+    def __post_init__(self) -> None:
+        for index, layer in enumerate(self.layers):
+            if layer.shape != self.geometry.shape_kji:
+                raise InputError(f"Label layer {index} of {self.source or 'the segmentation'} has shape "
+                                 f"{layer.shape}, but its geometry says {self.geometry.shape_kji}.")
+            if not np.issubdtype(layer.dtype, np.integer) and layer.dtype != bool:
+                raise InputError(f"Label layer {index} of {self.source or 'the segmentation'} holds "
+                                 f"{layer.dtype} values; label layers must hold integers.")
+        for segment in self.segments:
+            if not 0 <= segment.layer < len(self.layers):
+                raise InputError(f"Segment '{segment.name}' refers to layer {segment.layer}, but "
+                                 f"{self.source or 'the segmentation'} has {len(self.layers)} layer(s).")
+
+    def segments_with_role(self, role: str) -> list[Segment]:
+        return [segment for segment in self.segments if segment.role == role]
+
+    def mask(self, segments: Iterable[Segment]) -> np.ndarray:
+        """Boolean union of the given segments (full grid). Overlaps count once."""
+        union = np.zeros(self.geometry.shape_kji, dtype=bool)
+        by_layer: dict[int, list[int]] = {}
+        for segment in segments:
+            by_layer.setdefault(segment.layer, []).append(segment.label_value)
+        for layer_index, values in by_layer.items():
+            union |= np.isin(self.layers[layer_index], values)
+        return union
+
+
+def _matches(segment: Segment, names: Sequence[str]) -> bool:
+    """A user names a segment by its name, its ID or (for label images) its label value."""
+    wanted = {name.strip().lower() for name in names}
+    return bool({segment.name.lower(), segment.segment_id.lower(), str(segment.label_value)} & wanted)
+
+
+def names_matching(volume: LabelVolume, names: Sequence[str]) -> list[str]:
+    """The subset of ``names`` that name a segment of ``volume``."""
+    return [name for name in names if any(_matches(segment, [name]) for segment in volume.segments)]
+
+
+def require_segments_named(volumes: Sequence[LabelVolume], names: Sequence[str], option: str) -> None:
+    """Each name must match a segment in at least one of ``volumes``: a typo must not change the TTV silently."""
+    for name in names:
+        if not any(names_matching(volume, [name]) for volume in volumes):
+            available = sorted({f"'{segment.name}'" for volume in volumes for segment in volume.segments})
+            sources = " or ".join(volume.source or "the input" for volume in volumes)
+            raise InputError(f"{option} '{name}' matches no segment of {sources}. Segments there: "
+                             f"{', '.join(available) or 'none'}.")
+
+
+def assign_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> list[str]:
+    """Decide each segment's role in place and return warnings about doubtful choices.
+
+    Order of precedence: the user's ``exclude`` and ``liver`` lists, then the module's role tag, then a
+    liver-like name (DESIGN.md: "liver", "parenchyma"), otherwise lesion. Names the user gave that match
+    no segment are an error: a typo must not silently change the TTV.
+    """
+    require_segments_named([volume], exclude, "--exclude-segment")
+    require_segments_named([volume], liver, "--liver-segment")
+    warnings = []
+    for segment in volume.segments:
+        tagged_role = segment.tags.get(ROLE_TAG, "").strip().lower()
+        if _matches(segment, exclude):
+            segment.role = ROLE_EXCLUDED
+        elif _matches(segment, liver):
+            segment.role = ROLE_LIVER
+        elif tagged_role in ROLES:
+            segment.role = tagged_role
+        elif LIVER_NAME.match(segment.name):
+            segment.role = ROLE_LIVER
+        else:
+            segment.role = ROLE_LESION
+        if segment.role == ROLE_LESION and NON_LESION_HINT.search(segment.name):
+            warnings.append(f"Segment '{segment.name}' is counted as a lesion; if it is not a metastasis, "
+                            f"exclude it (--exclude-segment '{segment.name}').")
+    return warnings
+
+
+def with_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()
+               ) -> tuple[LabelVolume, list[str]]:
+    """Copy of ``volume`` (sharing the voxel arrays) with roles assigned, so callers' objects stay as given."""
+    copy = replace(volume, segments=[replace(segment, tags=dict(segment.tags)) for segment in volume.segments])
+    warnings = assign_roles(copy, exclude=exclude, liver=liver)
+    return copy, warnings

@@ -1,0 +1,316 @@
+"""Total tumour volume, lesions and diameters from a segmentation (DESIGN.md "Definitions").
+
+TTV is the voxel count of the union of lesion segments times the voxel volume, so overlapping segments
+count once. Lesions are 26-connected components of that union. The work is done on the flat indices of
+labelled voxels and on the bounding box of the lesions, so a whole-abdomen grid costs little more than
+one pass over its voxels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .diameters import lesion_diameters_mm
+from .geometry import Geometry
+from .segments import ROLE_LESION, ROLE_LIVER, LabelVolume, Segment, with_roles
+
+FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected
+
+
+@dataclass
+class LesionMeasurement:
+    """One lesion (26-connected component of the lesion union); ``lesion_id`` 1 is the largest."""
+
+    lesion_id: int
+    voxel_count: int
+    volume_ml: float
+    max_diameter_mm: float
+    longest_axial_diameter_mm: float
+    centroid_ras: tuple[float, float, float]
+    segments: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SegmentMeasurement:
+    """One segment's own volume (overlaps with other segments included) and role."""
+
+    segment_id: str
+    name: str
+    role: str
+    voxel_count: int
+    volume_ml: float
+    verified: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LesionLabels:
+    """Lesion ids (1 = largest lesion) on the bounding box of all lesions, for matching and display."""
+
+    labels: np.ndarray
+    start_kji: tuple[int, int, int]
+    geometry: Geometry
+
+    def full(self) -> np.ndarray:
+        """The label array on the whole grid."""
+        full = np.zeros(self.geometry.shape_kji, dtype=self.labels.dtype)
+        stop = [start + size for start, size in zip(self.start_kji, self.labels.shape)]
+        full[tuple(slice(a, b) for a, b in zip(self.start_kji, stop))] = self.labels
+        return full
+
+
+@dataclass
+class Measurement:
+    """Everything "Compute TTV" reports for one segmentation."""
+
+    ttv_ml: float
+    lesion_count: int
+    voxel_volume_ml: float
+    liver_volume_ml: float | None
+    largest_diameter_mm: float | None
+    largest_axial_diameter_mm: float | None
+    lesions: list[LesionMeasurement]
+    segments: list[SegmentMeasurement]
+    spacing_mm: tuple[float, float, float]
+    slice_thickness_mm: float
+    axial_axis: str
+    source: str = ""
+    warnings: list[str] = field(default_factory=list)
+    lesion_labels: LesionLabels | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def unverified_lesion_segments(self) -> list[str]:
+        return [segment.name for segment in self.segments if segment.role == ROLE_LESION and not segment.verified]
+
+    def to_dict(self) -> dict:
+        """JSON-ready document (the CLI's ``measure --json`` output)."""
+        document = {key: value for key, value in asdict(self).items() if key != "lesion_labels"}
+        document["lesions"] = [lesion.to_dict() for lesion in self.lesions]
+        document["segments"] = [segment.to_dict() for segment in self.segments]
+        return document
+
+
+Box = tuple[slice, slice, slice]
+
+
+def nonzero_box(array: np.ndarray) -> Box | None:
+    """Bounding box of the non-zero voxels, narrowed axis by axis (max-reductions are cheap passes)."""
+    box = []
+    crop = array
+    for axis in range(3):
+        other_axes = tuple(other for other in range(3) if other != axis)
+        occupied = np.flatnonzero(crop.max(axis=other_axes))
+        if occupied.size == 0:
+            return None
+        box.append(slice(int(occupied[0]), int(occupied[-1]) + 1))
+        crop = array[tuple(box)]
+    return tuple(box)
+
+
+def union_box(boxes: Sequence[Box | None]) -> Box | None:
+    present = [box for box in boxes if box is not None]
+    if not present:
+        return None
+    return tuple(slice(min(box[axis].start for box in present), max(box[axis].stop for box in present))
+                 for axis in range(3))
+
+
+def select_labels(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """Boolean mask of the voxels whose label is one of ``values``."""
+    values = sorted(set(values))
+    if len(values) == 1:
+        return labels == values[0]
+    largest = max(values[-1], int(labels.max(initial=0)))
+    if largest <= 65535:
+        lookup = np.zeros(largest + 1, dtype=bool)
+        lookup[[value for value in values if value >= 0]] = True
+        return lookup[labels]
+    return np.isin(labels, values)
+
+
+@dataclass
+class _LayerScan:
+    """Where a layer has labels (bounding box) and how many voxels each label value has."""
+
+    box: Box | None
+    counts: dict[int, int]
+
+    @classmethod
+    def of(cls, layer: np.ndarray) -> _LayerScan:
+        box = nonzero_box(layer)
+        if box is None:
+            return cls(None, {})
+        crop = layer[box]
+        labelled = crop[crop != 0]
+        if labelled.max() <= 65535:
+            counts = np.bincount(labelled)
+            values = np.flatnonzero(counts)
+            counts = counts[values]
+        else:
+            values, counts = np.unique(labelled, return_counts=True)
+        return cls(box, {int(value): int(count) for value, count in zip(values, counts)})
+
+
+def total_tumor_volume_ml(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> float:
+    """TTV alone: voxel count of the union of lesion segments times the voxel volume."""
+    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
+    lesion_segments = volume.segments_with_role(ROLE_LESION)
+    lesion_layers = sorted({segment.layer for segment in lesion_segments})
+    if not lesion_segments:
+        voxel_count = 0
+    elif len(lesion_layers) == 1:
+        layer = volume.layers[lesion_layers[0]]
+        lesion_values = {segment.label_value for segment in lesion_segments}
+        if set(range(1, int(layer.max()) + 1)) <= lesion_values:
+            voxel_count = int(np.count_nonzero(layer))  # every label is a lesion: the floor, one pass
+        else:
+            voxel_count = int(np.count_nonzero(np.isin(layer, sorted(lesion_values))))
+    else:
+        voxel_count = int(np.count_nonzero(volume.mask(lesion_segments)))
+    return voxel_count * volume.geometry.voxel_volume_ml
+
+
+def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+            keep_labels: bool = False) -> Measurement:
+    """Measure TTV, lesions, diameters, segment and liver volumes of ``volume`` (which is not changed).
+
+    ``exclude``/``liver`` name segments (by name, ID or label value) to leave out or to treat as liver.
+    ``keep_labels`` keeps the lesion label array (for lesion matching and display).
+    """
+    volume, warnings = with_roles(volume, exclude=exclude, liver=liver)
+    warnings = list(volume.warnings) + warnings
+    geometry = volume.geometry
+    voxel_ml = geometry.voxel_volume_ml
+    scans = [_LayerScan.of(layer) for layer in volume.layers]
+
+    segment_rows = _segment_measurements(volume.segments, scans, voxel_ml, warnings)
+    _warn_unassigned_labels(volume, scans, warnings)
+    liver_segments = volume.segments_with_role(ROLE_LIVER)
+    liver_ml = None
+    if liver_segments:
+        _, liver_mask = _union_mask(volume, liver_segments, scans)
+        liver_ml = int(np.count_nonzero(liver_mask)) * voxel_ml if liver_mask is not None else 0.0
+
+    lesion_segments = volume.segments_with_role(ROLE_LESION)
+    lesion_box, lesion_mask = _union_mask(volume, lesion_segments, scans)
+    if not lesion_segments:
+        warnings.append(f"No lesion segments in {volume.source or 'the segmentation'}: TTV is 0 mL. Lesion "
+                        f"segments are all segments except liver-named or excluded ones.")
+    elif lesion_mask is None:
+        warnings.append("All lesion segments are empty: TTV is 0 mL.")
+
+    lesions, labels = _measure_lesions(volume, lesion_box, lesion_mask)
+    axial_diameters = [lesion.longest_axial_diameter_mm for lesion in lesions]
+    return Measurement(
+        ttv_ml=sum(lesion.voxel_count for lesion in lesions) * voxel_ml,
+        lesion_count=len(lesions),
+        voxel_volume_ml=voxel_ml,
+        liver_volume_ml=liver_ml,
+        largest_diameter_mm=max((lesion.max_diameter_mm for lesion in lesions), default=None),
+        largest_axial_diameter_mm=max(axial_diameters, default=None),
+        lesions=lesions,
+        segments=segment_rows,
+        spacing_mm=tuple(float(s) for s in geometry.spacing),
+        slice_thickness_mm=geometry.slice_thickness_mm,
+        axial_axis="ijk"[geometry.axial_axis_ijk],
+        source=volume.source,
+        warnings=warnings,
+        lesion_labels=labels if keep_labels else None,
+    )
+
+
+def _segment_measurements(segments: list[Segment], scans: list[_LayerScan], voxel_ml: float,
+                          warnings: list[str]) -> list[SegmentMeasurement]:
+    rows = []
+    for segment in segments:
+        voxel_count = scans[segment.layer].counts.get(segment.label_value, 0)
+        if voxel_count == 0:
+            warnings.append(f"Segment '{segment.name}' is empty.")
+        rows.append(SegmentMeasurement(segment.segment_id, segment.name, segment.role, voxel_count,
+                                       voxel_count * voxel_ml, segment.verified))
+    return rows
+
+
+def _warn_unassigned_labels(volume: LabelVolume, scans: list[_LayerScan], warnings: list[str]) -> None:
+    """Voxels whose label belongs to no segment are ignored; say so, since it hints at a damaged file."""
+    for index, scan in enumerate(scans):
+        known = {segment.label_value for segment in volume.segments if segment.layer == index}
+        stray = sum(count for value, count in scan.counts.items() if value not in known)
+        if stray:
+            warnings.append(f"{stray} voxels in label layer {index} carry values that belong to no segment; "
+                            f"they were ignored.")
+
+
+def _union_mask(volume: LabelVolume, segments: list[Segment], scans: list[_LayerScan]
+                ) -> tuple[Box | None, np.ndarray | None]:
+    """Union of ``segments`` as a boolean mask on its own bounding box (None when empty)."""
+    layer_indices = sorted({segment.layer for segment in segments})
+    box = union_box([scans[index].box for index in layer_indices])
+    if box is None:
+        return None, None
+    mask = np.zeros(tuple(part.stop - part.start for part in box), dtype=bool)
+    for index in layer_indices:
+        values = [segment.label_value for segment in segments if segment.layer == index]
+        if any(scans[index].counts.get(value) for value in values):
+            mask |= select_labels(volume.layers[index][box], values)
+    tight = nonzero_box(mask)
+    if tight is None:
+        return None, None
+    return tuple(slice(outer.start + inner.start, outer.start + inner.stop) for outer, inner in zip(box, tight)), \
+        mask[tight]
+
+
+def _measure_lesions(volume: LabelVolume, box: Box | None, union: np.ndarray | None
+                     ) -> tuple[list[LesionMeasurement], LesionLabels | None]:
+    """Split the lesion union into 26-connected lesions and measure each, largest first."""
+    if box is None or union is None:
+        return [], None
+    geometry = volume.geometry
+    start = np.array([part.start for part in box])
+    labels, count = ndimage.label(union, structure=FULL_CONNECTIVITY)
+    names = _segment_names_per_component(volume, box, labels, count)
+    unsorted = []
+    for component, component_box in enumerate(ndimage.find_objects(labels), start=1):
+        lesion_mask = labels[component_box] == component
+        box_start = start + np.array([part.start for part in component_box])
+        voxel_kji = np.argwhere(lesion_mask)
+        centroid_kji = voxel_kji.mean(axis=0) + box_start
+        max_diameter, axial_diameter = lesion_diameters_mm(lesion_mask, box_start, geometry)
+        unsorted.append((component, len(voxel_kji), centroid_kji, max_diameter, axial_diameter))
+    # Largest first; ties broken by position so the order never depends on chance.
+    unsorted.sort(key=lambda row: (-row[1], *row[2]))
+    rank_of_component = np.zeros(count + 1, dtype=np.uint16 if count < 65535 else np.int32)
+    lesions = []
+    for rank, (component, voxel_count, centroid_kji, max_diameter, axial_diameter) in enumerate(unsorted, 1):
+        rank_of_component[component] = rank
+        centroid = geometry.ras_from_kji(centroid_kji)[0]
+        lesions.append(LesionMeasurement(
+            lesion_id=rank, voxel_count=voxel_count, volume_ml=voxel_count * geometry.voxel_volume_ml,
+            max_diameter_mm=max_diameter, longest_axial_diameter_mm=axial_diameter,
+            centroid_ras=tuple(float(v) for v in centroid), segments=names[component]))
+    return lesions, LesionLabels(rank_of_component[labels], tuple(int(v) for v in start), geometry)
+
+
+def _segment_names_per_component(volume: LabelVolume, box: Box, labels: np.ndarray, count: int
+                                 ) -> dict[int, list[str]]:
+    """Names of the lesion segments that make up each component (a lesion may span several segments)."""
+    names: dict[int, list[str]] = {component: [] for component in range(1, count + 1)}
+    lesion_segments = volume.segments_with_role(ROLE_LESION)
+    for layer_index in sorted({segment.layer for segment in lesion_segments}):
+        layer_segments = [segment for segment in lesion_segments if segment.layer == layer_index]
+        crop = volume.layers[layer_index][box]
+        chosen = select_labels(crop, [segment.label_value for segment in layer_segments])
+        span = int(crop.max(initial=0)) + 1
+        pairs = np.unique(labels[chosen].astype(np.int64) * span + crop[chosen])
+        for component, value in zip(pairs // span, pairs % span):
+            names[int(component)] += [segment.name for segment in layer_segments if segment.label_value == value]
+    return names
