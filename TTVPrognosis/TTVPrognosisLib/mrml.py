@@ -228,42 +228,64 @@ def segmentation_node_from_label_volume(volume: LabelVolume, scene, name: str = 
     return node
 
 
-LESION_COLUMNS = (("Lesion", "lesion_id"), ("Volume (mL)", "volume_ml"), ("Max diameter (mm)", "max_diameter_mm"),
-                  ("Longest axial diameter (mm)", "longest_axial_diameter_mm"), ("Segments", "segments"),
-                  ("Centroid R (mm)", None), ("Centroid A (mm)", None), ("Centroid S (mm)", None))
+LESION_HEADERS = ("Time point", "Lesion", "Volume (mL)", "Max diameter (mm)", "Longest axial diameter (mm)",
+                  "Segments", "Centroid R (mm)", "Centroid A (mm)", "Centroid S (mm)")
 
 
 def fill_table(table_node, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Replace a table node's content; numbers become numeric columns, the rest text."""
+    """Replace a table node's content; all-number columns become numeric columns, the rest text."""
     table = table_node.GetTable()
     was_modifying = table_node.StartModify()
     table_node.RemoveAllColumns()
     for column_index, header in enumerate(headers):
-        numeric = bool(rows) and all(isinstance(row[column_index], (int, float)) and not isinstance(row[column_index],
-                                                                                                     bool)
-                                     for row in rows)
+        cells = [row[column_index] for row in rows]
+        numeric = bool(cells) and all(isinstance(cell, (int, float)) and not isinstance(cell, bool) for cell in cells)
         column = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
         column.SetName(header)
-        for row in rows:
-            value = row[column_index]
-            column.InsertNextValue(float(value) if numeric else ("" if value is None else str(value)))
+        for cell in cells:
+            column.InsertNextValue(float(cell) if numeric else ("" if cell is None else str(cell)))
         table.AddColumn(column)
     table_node.Modified()
     table_node.EndModify(was_modifying)
 
 
-def lesion_table_rows(measurement: Measurement) -> list[list[object]]:
-    """One row per lesion, largest first (the "Compute TTV" result table)."""
-    return [[lesion.lesion_id, round(lesion.volume_ml, 3), round(lesion.max_diameter_mm, 1),
+def lesion_table_rows(measurement: Measurement, time_point: str = "Baseline") -> list[list[object]]:
+    """One row per lesion, largest first (the "Compute TTV" lesion table)."""
+    return [[time_point, lesion.lesion_id, round(lesion.volume_ml, 3), round(lesion.max_diameter_mm, 1),
              round(lesion.longest_axial_diameter_mm, 1), ", ".join(lesion.segments),
              *(round(value, 1) for value in lesion.centroid_ras)] for lesion in measurement.lesions]
 
 
-def write_lesion_table(measurement: Measurement, table_node) -> None:
-    fill_table(table_node, [header for header, _ in LESION_COLUMNS], lesion_table_rows(measurement))
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
-def write_summary_table(rows: Sequence[tuple[str, object, object]], table_node,
-                        headers: Sequence[str] = ("Measure", "Baseline", "Follow-up")) -> None:
-    """Side-by-side summary (e.g. TTV, lesion count, change) as text columns."""
-    fill_table(table_node, headers, [[str(cell) for cell in row] for row in rows])
+def summary_rows(baseline: Measurement, followup: Measurement | None = None) -> list[list[str]]:
+    """Measure, baseline value, follow-up value (when given) and change, as text."""
+    def row(label: str, value, digits: int) -> list[str]:
+        cells = [label, _number(value(baseline), digits)]
+        if followup is not None:
+            before, after = value(baseline), value(followup)
+            change = "" if before is None or after is None else f"{after - before:+.{digits}f}"
+            cells += [_number(after, digits), change]
+        return cells
+
+    rows = [row("TTV (mL)", lambda m: m.ttv_ml, 2), row("Lesions", lambda m: m.lesion_count, 0),
+            row("Largest diameter (mm)", lambda m: m.largest_diameter_mm, 1),
+            row("Longest axial diameter (mm)", lambda m: m.largest_axial_diameter_mm, 1),
+            row("Liver volume (mL)", lambda m: m.liver_volume_ml, 1)]
+    if followup is not None and baseline.ttv_ml > 0:
+        rows.append(["TTV change (%)", "", "", f"{(followup.ttv_ml - baseline.ttv_ml) / baseline.ttv_ml * 100:+.1f}"])
+    return rows
+
+
+def write_result_tables(result, summary_table_node, lesion_table_node) -> None:
+    """Fill the summary and lesion tables from a Measurement or a Comparison (baseline and follow-up)."""
+    baseline = getattr(result, "baseline", result)
+    followup = getattr(result, "followup", None)
+    headers = ["Measure", "Baseline"] + (["Follow-up", "Change"] if followup is not None else [])
+    fill_table(summary_table_node, headers, summary_rows(baseline, followup))
+    rows = lesion_table_rows(baseline, "Baseline")
+    if followup is not None:
+        rows += lesion_table_rows(followup, "Follow-up")
+    fill_table(lesion_table_node, LESION_HEADERS, rows)

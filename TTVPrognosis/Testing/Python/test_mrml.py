@@ -114,14 +114,31 @@ def test_add_segment_from_mask_leaves_other_segments_alone(scene, demo_baseline)
     assert node.GetSegmentation().GetNumberOfSegments() == len(after.segments)
 
 
-def test_lesion_table(scene, demo_baseline):
+def test_result_tables_for_a_comparison(scene):
+    from TTVPrognosisLib.response import compare
+
+    baseline = measure(demo_time_point(followup=False)[1])
+    followup = measure(demo_time_point(followup=True)[1])
+    summary = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    lesions = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    mrml.write_result_tables(compare(baseline, followup), summary, lesions)
+    assert lesions.GetNumberOfRows() == baseline.lesion_count + followup.lesion_count
+    assert lesions.GetColumnName(2) == "Volume (mL)"
+    assert float(lesions.GetCellText(0, 2)) == pytest.approx(baseline.lesions[0].volume_ml, abs=1e-3)
+    assert lesions.GetCellText(baseline.lesion_count, 0) == "Follow-up"
+    assert [summary.GetColumnName(index) for index in range(4)] == ["Measure", "Baseline", "Follow-up", "Change"]
+    assert summary.GetCellText(0, 0) == "TTV (mL)"
+    assert float(summary.GetCellText(0, 3)) == pytest.approx(followup.ttv_ml - baseline.ttv_ml, abs=0.01)
+
+
+def test_result_tables_for_one_measurement_and_for_no_lesions(scene, demo_baseline):
     _, volume = demo_baseline
-    result = measure(volume)
-    table = scene.AddNewNodeByClass("vtkMRMLTableNode")
-    mrml.write_lesion_table(result, table)
-    assert table.GetNumberOfRows() == result.lesion_count
-    assert table.GetColumnName(1) == "Volume (mL)"
-    assert float(table.GetCellText(0, 1)) == pytest.approx(result.lesions[0].volume_ml, abs=1e-3)
-    mrml.write_lesion_table(measure(LabelVolume([np.zeros((2, 2, 2), np.uint8)], volume.geometry.cropped(
-        (0, 0, 0), (2, 2, 2)), [Segment("1", "Lesion", 0, 1)])), table)
-    assert table.GetNumberOfRows() == 0
+    summary = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    lesions = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    mrml.write_result_tables(measure(volume), summary, lesions)
+    assert summary.GetNumberOfColumns() == 2
+    empty = LabelVolume([np.zeros((2, 2, 2), np.uint8)], volume.geometry.cropped((0, 0, 0), (2, 2, 2)),
+                        [Segment("1", "Lesion", 0, 1)])
+    mrml.write_result_tables(measure(empty), summary, lesions)
+    assert lesions.GetNumberOfRows() == 0
+    assert summary.GetCellText(0, 1) == "0.00"
