@@ -52,12 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_option(measure)
     measure.set_defaults(handler=_run_measure)
 
-    compare = commands.add_parser("compare", help="baseline versus follow-up: TTV change",
-                                  description="Compare a baseline and a follow-up segmentation.")
+    compare = commands.add_parser("compare", help="baseline versus follow-up: TTV change, RECIST 1.1, TBS",
+                                  description="Compare a baseline and a follow-up segmentation: TTV change, lesions "
+                                              "matched across time points (new, disappeared, merged, split), "
+                                              "RECIST 1.1 and the Tumour Burden Score. The follow-up is registered "
+                                              "to the baseline using the CTs when both are given, else the liver "
+                                              "segments.")
     compare.add_argument("baseline", help="baseline segmentation file")
     compare.add_argument("followup", help="follow-up segmentation file")
-    compare.add_argument("--baseline-image", help="baseline CT (optional)")
-    compare.add_argument("--followup-image", help="follow-up CT (optional)")
+    compare.add_argument("--baseline-image", help="baseline CT (optional; used for registration)")
+    compare.add_argument("--followup-image", help="follow-up CT (optional; used for registration)")
+    compare.add_argument("--no-registration", action="store_true",
+                         help="do not register: the scans are already aligned (same scanner coordinates)")
+    compare.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
+                         help="registration transform (default: rigid)")
     _add_segment_role_options(compare)
     _add_json_option(compare)
     compare.set_defaults(handler=_run_compare)
@@ -116,7 +124,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     from .report import comparison_document, format_comparison, format_prognosis
 
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
-                               exclude=args.exclude_segment, liver=args.liver_segment)
+                               exclude=args.exclude_segment, liver=args.liver_segment,
+                               register=not args.no_registration, registration_mode=args.registration)
     _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
     document = comparison_document(comparison)
     _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}", args.json)

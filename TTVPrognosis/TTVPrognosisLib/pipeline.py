@@ -10,21 +10,39 @@ import os
 from collections.abc import Sequence
 
 from .geometry import reference_grid_warnings
-from .io import read_image, read_segmentation
+from .io import ImageVolume, read_image, read_segmentation
+from .registration import RIGID, register_followup
 from .response import Comparison, compare
-from .segments import LabelVolume, names_matching, require_segments_named
+from .segments import ROLE_LIVER, LabelVolume, names_matching, require_segments_named, with_roles
 from .volumetry import Measurement, measure
 
 
 def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None
                       ) -> LabelVolume:
     """Read a segmentation; with its CT, also check that both belong to the same scan (warnings kept)."""
+    return load_time_point(segmentation_path, image_path)[0]
+
+
+def load_time_point(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None
+                    ) -> tuple[LabelVolume, ImageVolume | None]:
+    """Read a segmentation and, when given, its CT (checked to belong to the same scan; warnings kept)."""
     volume = read_segmentation(segmentation_path)
+    image = None
     if image_path is not None:
         image = read_image(image_path)
         volume.warnings.extend(reference_grid_warnings(volume.geometry, image.geometry,
                                                        f"Segmentation '{segmentation_path}'", f"image '{image_path}'"))
-    return volume
+    return volume, image
+
+
+def liver_mask(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> ImageVolume | None:
+    """Union of the liver segments as a boolean image on the segmentation's grid; None without any."""
+    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
+    segments = volume.segments_with_role(ROLE_LIVER)
+    if not segments:
+        return None
+    mask = volume.mask(segments)
+    return ImageVolume(mask, volume.geometry, volume.source) if mask.any() else None
 
 
 def measure_file(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
@@ -35,22 +53,37 @@ def measure_file(segmentation_path: str | os.PathLike, image_path: str | os.Path
 
 
 def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Sequence[str] = (),
-                    liver: Sequence[str] = (), keep_labels: bool = False) -> Comparison:
-    """Measure both time points and compare them.
+                    liver: Sequence[str] = (), keep_labels: bool = False, baseline_image: ImageVolume | None = None,
+                    followup_image: ImageVolume | None = None, register: bool = True,
+                    registration_mode: str = RIGID) -> Comparison:
+    """Measure both time points, register the follow-up to the baseline, match lesions, and compare.
 
     A segment named in ``exclude``/``liver`` may be missing at one time point (a lesion that disappeared)
-    but must exist at one of them.
+    but must exist at one of them. Registration uses the CTs when both are given (helped by the liver
+    segments), else the liver segments of both time points, else none (with a warning); ``register=False``
+    takes the scans as already aligned. ``keep_labels`` keeps the lesion label maps in the measurements.
     """
     require_segments_named([baseline, followup], exclude, "--exclude-segment")
     require_segments_named([baseline, followup], liver, "--liver-segment")
-    measurements = [measure(volume, exclude=names_matching(volume, exclude), liver=names_matching(volume, liver),
-                            keep_labels=keep_labels) for volume in (baseline, followup)]
-    return compare(*measurements)
+    roles = [(names_matching(volume, exclude), names_matching(volume, liver)) for volume in (baseline, followup)]
+    measurements = [measure(volume, exclude=excluded, liver=livers, keep_labels=True)
+                    for volume, (excluded, livers) in zip((baseline, followup), roles)]
+    livers = [liver_mask(volume, *names) if register else None for volume, names in zip((baseline, followup), roles)]
+    registration = register_followup(baseline_image, followup_image, livers[0], livers[1], mode=registration_mode,
+                                     enabled=register)
+    comparison = compare(*measurements, registration=registration)
+    if not keep_labels:
+        for measurement in measurements:
+            measurement.lesion_labels = None
+    return comparison
 
 
 def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.PathLike,
                   baseline_image: str | os.PathLike | None = None, followup_image: str | os.PathLike | None = None,
-                  exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> Comparison:
-    """Read both time points (and their CTs when given) and compare them."""
-    return compare_volumes(load_segmentation(baseline_path, baseline_image),
-                           load_segmentation(followup_path, followup_image), exclude=exclude, liver=liver)
+                  exclude: Sequence[str] = (), liver: Sequence[str] = (), register: bool = True,
+                  registration_mode: str = RIGID) -> Comparison:
+    """Read both time points (and their CTs when given) and compare them (see :func:`compare_volumes`)."""
+    baseline, baseline_ct = load_time_point(baseline_path, baseline_image)
+    followup, followup_ct = load_time_point(followup_path, followup_image)
+    return compare_volumes(baseline, followup, exclude=exclude, liver=liver, baseline_image=baseline_ct,
+                           followup_image=followup_ct, register=register, registration_mode=registration_mode)

@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 
 from .prognosis import OverallSurvivalPrediction, SurvivalModel, prognosis_section
+from .recist import RecistAssessment
+from .registration import FAILED, SKIPPED, UNAVAILABLE, RegistrationResult, rotation_angle_deg
 from .response import Comparison
 from .volumetry import Measurement
 
@@ -84,8 +86,91 @@ def format_comparison(comparison: Comparison) -> str:
          _number(followup.largest_axial_diameter_mm), ""],
         ["Liver volume (mL)", _number(baseline.liver_volume_ml), _number(followup.liver_volume_ml), ""],
     ]
-    return "\n".join([f"Baseline:  {baseline.source}", f"Follow-up: {followup.source}", "",
-                      table(["", "Baseline", "Follow-up", "Change"], rows)])
+    lines = [f"Baseline:  {baseline.source}", f"Follow-up: {followup.source}"]
+    if comparison.registration is not None:
+        lines.append(f"Registration: {format_registration(comparison.registration)}")
+    lines += ["", table(["", "Baseline", "Follow-up", "Change"], rows)]
+    if comparison.recist is not None and comparison.tbs is not None:
+        lines += ["", "Response: TTV, RECIST 1.1 and TBS side by side", format_response_table(comparison)]
+        lines += ["", format_recist(comparison.recist)]
+    if comparison.lesion_matching is not None:
+        lines += ["", format_lesion_table(comparison)]
+    return "\n".join(lines)
+
+
+def format_registration(registration: RegistrationResult) -> str:
+    """One line: how the follow-up was brought into the baseline frame, and how well."""
+    if registration.status == SKIPPED:
+        return "not done (scans taken as already aligned)"
+    if registration.status == UNAVAILABLE:
+        return "not possible (no CTs and no liver segment at both time points); scanner coordinates used"
+    details = registration.diagnostics
+    checks = []
+    if details.get("correlation") is not None:
+        checks.append(f"CT correlation {details['correlation']:.2f}")
+    if details.get("liver_dice") is not None:
+        checks.append(f"liver Dice {details['liver_dice']:.2f}")
+    if registration.status == FAILED:
+        return f"FAILED ({registration.method}, {registration.mode}: {'; '.join(registration.problems)}); " \
+               f"lesions matched unregistered"
+    matrix = registration.followup_to_baseline_ras
+    shift = float(sum(value ** 2 for value in matrix[:3, 3]) ** 0.5)
+    return (f"{registration.method}, {registration.mode}: rotation {rotation_angle_deg(matrix):.1f} deg, shift "
+            f"{shift:.1f} mm" + (f" ({', '.join(checks)})" if checks else ""))
+
+
+def format_response_table(comparison: Comparison) -> str:
+    """TTV change, RECIST sum of diameters and TBS in one table, each with its verdict."""
+    recist, tbs = comparison.recist, comparison.tbs
+    relative = comparison.relative_change_percent
+    ttv_change = f"{comparison.absolute_change_ml:+.2f}" + (f" ({relative:+.1f} %)" if relative is not None else "")
+    if recist.measurable_disease:
+        recist_row = ["RECIST sum of diameters (mm)", _number(recist.baseline_sum_mm), _number(recist.followup_sum_mm),
+                      f"{recist.absolute_change_mm:+.1f} ({recist.percent_change:+.1f} %)", recist.response]
+    else:
+        recist_row = ["RECIST (no measurable lesion)", "-", "-", "", recist.response]
+    rows = [
+        ["TTV (mL)", f"{comparison.baseline.ttv_ml:.2f}", f"{comparison.followup.ttv_ml:.2f}", ttv_change,
+         "study measure (continuous)"],
+        recist_row,
+        ["Tumour burden score", f"{tbs.baseline.score:.2f} (zone {tbs.baseline.zone})",
+         f"{tbs.followup.score:.2f} (zone {tbs.followup.zone})", f"{tbs.change:+.2f}",
+         f"zone {tbs.baseline.zone} -> zone {tbs.followup.zone}"],
+    ]
+    return table(["", "Baseline", "Follow-up", "Change", "Category"], rows)
+
+
+def format_recist(recist: RecistAssessment) -> str:
+    """RECIST 1.1 verdict, target lesions, non-target lesions and the reasons."""
+    new = ", ".join(str(number) for number in recist.new_lesions) or "none"
+    lines = [f"RECIST 1.1: {recist.response} (targets {recist.target_response or 'none'}, non-targets "
+             f"{recist.non_target_response or 'none'}, new lesions: {new}); measurable from "
+             f"{recist.measurable_threshold_mm:g} mm (axial slices {recist.slice_thickness_mm:.3g} mm apart); "
+             f"nadir = baseline"]
+    if recist.target_lesions:
+        rows = [[f"target {lesion.lesion_id}", f"{lesion.baseline_mm:.1f}", f"{lesion.followup_mm:.1f}",
+                 lesion.note or lesion.followup_status] for lesion in recist.target_lesions]
+        rows += [[f"non-target {lesion.lesion_id}", f"{lesion.baseline_mm:.1f}", "", lesion.followup_status]
+                 for lesion in recist.non_target_lesions]
+        lines.append(table(["Baseline lesion", "Baseline mm", "Follow-up mm", "Follow-up"], rows))
+    lines += [f"  {reason}" for reason in recist.reasons]
+    return "\n".join(lines)
+
+
+def format_lesion_table(comparison: Comparison) -> str:
+    """The matched-lesion table (same rows as ``Comparison.lesion_table`` for the panel)."""
+    matching = comparison.lesion_matching
+    if not comparison.lesion_table():
+        return "Matched lesions: no lesion at either time point"
+    rows = [[row["baseline_lesion"] or "-", row["followup_lesion"] or "-", _number(row["baseline_volume_ml"], 2),
+             _number(row["followup_volume_ml"], 2), _number(row["volume_change_percent"], 0, " %"),
+             _number(row["baseline_diameter_mm"]), _number(row["followup_diameter_mm"]), row["status"],
+             row["recist_role"]] for row in comparison.lesion_table()]
+    frame = "baseline frame after registration" if matching.registered else "unregistered (scanner coordinates)"
+    return "\n".join([f"Matched lesions ({frame}; lesion 1 = largest at each time point; axial = longest axial "
+                      f"diameter)",
+                      table(["Baseline", "Follow-up", "Vol B mL", "Vol F mL", "Vol change", "Axial B mm",
+                             "Axial F mm", "Status", "RECIST"], rows)])
 
 
 def comparison_document(comparison: Comparison, model: SurvivalModel | None = None) -> dict:

@@ -1,0 +1,162 @@
+"""Registration: recovers a known rigid motion, and detects failure (unrelated images) instead of guessing.
+
+A failed registration must be reported with its reasons, fall back to the identity (unregistered
+matching), and warn; it must never hand matching a wrong transform silently.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_matching import LESIONS, SCANNER_FROM_PATIENT, moved_pair, rigid_ras  # noqa: F401 (fixture)
+
+from TTVPrognosisLib import cli
+from TTVPrognosisLib.demo_data import axis_aligned_geometry, demo_time_point, ellipsoid_mask, write_demo_case
+from TTVPrognosisLib.errors import InputError
+from TTVPrognosisLib.geometry import Geometry
+from TTVPrognosisLib.io import ImageVolume
+from TTVPrognosisLib.pipeline import compare_volumes, liver_mask
+from TTVPrognosisLib.registration import (
+    FAILED,
+    REGISTERED,
+    SKIPPED,
+    UNAVAILABLE,
+    register_followup,
+    register_images,
+    rotation_angle_deg,
+    transform_problems,
+)
+
+CENTRES = np.array([spec[0] for spec in LESIONS.values()])
+
+
+def registration_error_mm(result) -> float:
+    """Largest distance at the lesion centres between the true and the recovered follow-up-to-baseline map."""
+    in_followup_scanner = CENTRES @ SCANNER_FROM_PATIENT[:3, :3].T + SCANNER_FROM_PATIENT[:3, 3]
+    matrix = result.followup_to_baseline_ras
+    back = in_followup_scanner @ matrix[:3, :3].T + matrix[:3, 3]
+    return float(np.linalg.norm(back - CENTRES, axis=1).max())
+
+
+@pytest.fixture(scope="module")
+def livers(moved_pair):  # noqa: F811
+    (_, baseline), (_, followup) = moved_pair
+    return liver_mask(baseline), liver_mask(followup)
+
+
+@pytest.mark.parametrize(("use_livers", "mode", "limit_mm"), [(True, "rigid", 1.5), (False, "rigid", 1.5),
+                                                             (True, "affine", 2.5)])
+def test_ct_registration_recovers_the_known_motion(moved_pair, livers, use_livers, mode, limit_mm):  # noqa: F811
+    (baseline_ct, _), (followup_ct, _) = moved_pair
+    masks = livers if use_livers else (None, None)
+    result = register_images(baseline_ct, followup_ct, *masks, mode=mode)
+    assert result.status == REGISTERED and not result.problems and not result.warnings
+    assert registration_error_mm(result) < limit_mm
+    assert rotation_angle_deg(result.followup_to_baseline_ras) == pytest.approx(
+        rotation_angle_deg(SCANNER_FROM_PATIENT), abs=1.0)
+    assert result.diagnostics["correlation"] > 0.9
+    assert (result.diagnostics.get("liver_dice", 1.0) > 0.9) and result.diagnostics["seconds"] < 10
+    json.dumps(result.to_dict())
+
+
+def test_liver_masks_are_registered_when_there_are_no_cts(livers):
+    result = register_followup(None, None, *livers)
+    assert result.status == REGISTERED and result.method == "liver masks"
+    assert registration_error_mm(result) < 5.0  # masks constrain rotation less than CT texture does
+    assert result.diagnostics["liver_dice"] > 0.9
+
+
+def unrelated_images() -> dict[str, ImageVolume]:
+    """Images that are not the baseline patient's abdomen."""
+    rng = np.random.default_rng(7)
+    grid = axis_aligned_geometry((50, 100, 100), (2.0, 2.0, 3.0))
+    head = np.full(grid.shape_kji, -1000.0)
+    head[ellipsoid_mask(grid, (0.0, 0.0, 0.0), (80.0, 95.0, 70.0))] = 900.0  # skull
+    head[ellipsoid_mask(grid, (0.0, 0.0, 0.0), (72.0, 87.0, 62.0))] = 35.0  # brain
+    return {
+        "noise": ImageVolume(rng.normal(0.0, 300.0, grid.shape_kji).astype(np.int16), grid, "noise"),
+        "head": ImageVolume((head + rng.normal(0.0, 10.0, head.shape)).astype(np.int16), grid, "head"),
+    }
+
+
+def upside_down(image: ImageVolume) -> ImageVolume:
+    """The same scan turned head-to-foot and back-to-front (180 degrees about R): a wrong-orientation file."""
+    return ImageVolume(np.ascontiguousarray(image.voxels[::-1, ::-1, :]), image.geometry, "upside down")
+
+
+@pytest.mark.parametrize("name", ["noise", "head", "upside down", "rotated 90 degrees"])
+def test_unrelated_or_wrongly_oriented_images_are_detected(moved_pair, name):  # noqa: F811
+    (baseline_ct, _), _ = moved_pair
+    if name == "upside down":
+        followup_ct = upside_down(baseline_ct)
+    elif name == "rotated 90 degrees":
+        followup_ct = ImageVolume(baseline_ct.voxels, Geometry(rigid_ras((0.0, 0.0, 90.0), (0.0, 0.0, 0.0))
+                                                               @ baseline_ct.geometry.ijk_to_ras,
+                                                               baseline_ct.geometry.shape_kji))
+    else:
+        followup_ct = unrelated_images()[name]
+    result = register_images(baseline_ct, followup_ct)
+    assert result.status == FAILED and result.problems
+    assert np.array_equal(result.followup_to_baseline_ras, np.eye(4))  # fallback: unregistered
+    assert "rejected_followup_to_baseline_ras" in result.diagnostics
+    assert any("WITHOUT registration" in warning for warning in result.warnings)
+
+
+def test_optimiser_errors_are_reported_not_raised():
+    ct, _ = demo_time_point(False)
+    grid = axis_aligned_geometry((3, 4, 4), (2.0, 2.0, 2.0))
+    result = register_images(ct, ImageVolume(np.full(grid.shape_kji, 40, np.int16), grid))
+    assert result.status == FAILED and "optimiser stopped with an error" in result.problems[0]
+
+
+def test_failed_registration_falls_back_to_unregistered_matching_with_warnings(moved_pair):  # noqa: F811
+    (baseline_ct, baseline), (_, followup) = moved_pair
+    comparison = compare_volumes(baseline, followup, baseline_image=baseline_ct,
+                                 followup_image=unrelated_images()["noise"])
+    assert comparison.registration.status == FAILED
+    assert not comparison.lesion_matching.registered
+    assert any("WITHOUT registration" in warning for warning in comparison.warnings)
+    # The moved follow-up cannot be matched unregistered: lesions look new, and the verdict says why to doubt it.
+    assert comparison.recist.response == "PD"
+    assert any("not registered" in warning for warning in comparison.warnings)
+    document = comparison.to_dict()
+    assert document["registration"]["status"] == FAILED and document["registration"]["problems"]
+
+
+def test_implausible_transforms_are_named():
+    assert transform_problems(np.eye(4)) == []
+    assert transform_problems(rigid_ras((0.0, 0.0, 25.0), (80.0, 0.0, 0.0))) == []
+    assert "rotation of 90 degrees" in transform_problems(rigid_ras((0.0, 0.0, 90.0), (0.0, 0.0, 0.0)))[0]
+    assert any("mirrors" in problem for problem in transform_problems(np.diag([-1.0, 1.0, 1.0, 1.0])))
+    assert any("scaling" in problem for problem in transform_problems(np.diag([2.0, 1.0, 1.0, 1.0])))
+
+
+def test_what_is_registered_depends_on_what_is_available(livers):
+    assert register_followup(None, None, None, None, enabled=False).status == SKIPPED
+    unavailable = register_followup(None, None, livers[0], None)
+    assert unavailable.status == UNAVAILABLE and "scanner coordinates" in unavailable.warnings[0]
+    with pytest.raises(InputError, match="rigid, affine"):
+        register_followup(None, None, mode="deformable")
+
+
+def test_cli_compare_json_and_no_registration(tmp_path, capsys):
+    paths = write_demo_case(tmp_path / "case")
+    arguments = ["compare", str(paths["baseline_segmentation"]), str(paths["followup_segmentation"]),
+                 "--baseline-image", str(paths["baseline_image"]), "--followup-image", str(paths["followup_image"]),
+                 "--json"]
+    assert cli.main(arguments) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["registration"]["status"] == REGISTERED
+    assert document["recist"]["response"] in ("CR", "PR", "SD", "PD")
+    assert set(document["recist"]) >= {"target_lesions", "baseline_sum_mm", "followup_sum_mm", "percent_change",
+                                       "response", "new_lesions"}
+    assert set(document["tbs"]) >= {"baseline", "followup", "baseline_zone", "followup_zone"}
+    assert set(document["lesion_matching"]) >= {"pairs", "new", "disappeared", "merged", "split"}
+    assert cli.main([*arguments[:-1], "--no-registration"]) == 0
+    text = capsys.readouterr().out
+    assert "Registration: not done" in text and f"RECIST 1.1: {document['recist']['response']}" in text
+    assert "Tumour burden score" in text and "Matched lesions" in text
+    assert cli.build_parser().parse_args([*arguments, "--registration", "affine"]).registration == "affine"
+
