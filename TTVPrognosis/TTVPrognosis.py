@@ -16,7 +16,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from TTVPrognosisLib import mrml
+from TTVPrognosisLib import mrml, mrml_results
 from TTVPrognosisLib.response import compare
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
@@ -178,7 +178,7 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
             parameterNode.summaryTable = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "TTV summary")
         if not parameterNode.lesionTable:
             parameterNode.lesionTable = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "TTV lesions")
-        mrml.write_result_tables(result, parameterNode.summaryTable, parameterNode.lesionTable)
+        mrml_results.write_result_tables(result, parameterNode.summaryTable, parameterNode.lesionTable)
 
     @staticmethod
     def summaryHtml(result) -> str:

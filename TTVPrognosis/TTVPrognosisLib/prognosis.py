@@ -609,6 +609,25 @@ def _share_with_event_by(months: float, reference: CohortQuartiles) -> float:
     return float(np.interp(months, [t for t, _ in known], [s for _, s in known]))
 
 
+REFERENCE_CURVE_TTVS_ML = (3.0, 50.0, 300.0)  # the published 5-year OS targets (doi:10.1016/j.ejca.2024.114185)
+
+
+def survival_curves(baseline_ttv_ml: float, model: SurvivalModel | None = None, step_months: float = 3.0
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The patient's survival curve and the reference curves (3, 50, 300 mL) over the supported months.
+
+    Keys are plot labels; values are (months, survival probability). Refuses a TTV the model cannot take.
+    """
+    model = load_model() if model is None else model
+    check_baseline_ttv(baseline_ttv_ml, model)
+    first, last = model.supported_months
+    months = np.arange(first, last + 1e-9, step_months)
+    curves = {f"This patient ({float(baseline_ttv_ml):.0f} mL)": (months, model.survival(months, baseline_ttv_ml))}
+    for reference in REFERENCE_CURVE_TTVS_ML:
+        curves[f"Reference {reference:g} mL"] = (months, model.survival(months, reference))
+    return curves
+
+
 # --------------------------------------------------------------------------------------------------------
 # Everything above for one patient, as the panel and `compare --json` show it
 # --------------------------------------------------------------------------------------------------------

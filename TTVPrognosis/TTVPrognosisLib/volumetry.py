@@ -314,3 +314,39 @@ def _segment_names_per_component(volume: LabelVolume, box: Box, labels: np.ndarr
         for component, value in zip(pairs // span, pairs % span):
             names[int(component)] += [segment.name for segment in layer_segments if segment.label_value == value]
     return names
+
+
+@dataclass
+class SegmentSize:
+    """One lesion segment on its own (all its islands together): what the review table lists."""
+
+    segment_id: str
+    name: str
+    volume_ml: float
+    max_diameter_mm: float
+    longest_axial_diameter_mm: float
+    centroid_ras: tuple[float, float, float] | None
+    verified: bool
+
+
+def lesion_segment_sizes(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()
+                         ) -> list[SegmentSize]:
+    """Volume, diameters and centroid of each lesion segment, in segment order (empty ones included)."""
+    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
+    scans = [_LayerScan.of(layer) for layer in volume.layers]
+    sizes = []
+    for segment in volume.segments_with_role(ROLE_LESION):
+        box = scans[segment.layer].box
+        crop = volume.layers[segment.layer][box] == segment.label_value if box is not None else None
+        inner = nonzero_box(crop) if crop is not None else None
+        if inner is None:
+            sizes.append(SegmentSize(segment.segment_id, segment.name, 0.0, 0.0, 0.0, None, segment.verified))
+            continue
+        mask = crop[inner]
+        start = np.array([outer.start + part.start for outer, part in zip(box, inner)])
+        max_diameter, axial_diameter = lesion_diameters_mm(mask, start, volume.geometry)
+        centroid = volume.geometry.ras_from_kji(np.argwhere(mask).mean(axis=0) + start)[0]
+        sizes.append(SegmentSize(segment.segment_id, segment.name, int(np.count_nonzero(mask)) *
+                                 volume.geometry.voxel_volume_ml, max_diameter, axial_diameter,
+                                 tuple(float(v) for v in centroid), segment.verified))
+    return sizes

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import slicer
 
-from TTVPrognosisLib import mrml
+from TTVPrognosisLib import mrml, mrml_results
 from TTVPrognosisLib.demo_data import demo_time_point
 from TTVPrognosisLib.errors import InputError
 from TTVPrognosisLib.segments import LabelVolume, Segment
@@ -121,7 +121,7 @@ def test_result_tables_for_a_comparison(scene):
     followup = measure(demo_time_point(followup=True)[1])
     summary = scene.AddNewNodeByClass("vtkMRMLTableNode")
     lesions = scene.AddNewNodeByClass("vtkMRMLTableNode")
-    mrml.write_result_tables(compare(baseline, followup), summary, lesions)
+    mrml_results.write_result_tables(compare(baseline, followup), summary, lesions)
     assert lesions.GetNumberOfRows() == baseline.lesion_count + followup.lesion_count
     assert lesions.GetColumnName(2) == "Volume (mL)"
     assert float(lesions.GetCellText(0, 2)) == pytest.approx(baseline.lesions[0].volume_ml, abs=1e-3)
@@ -135,10 +135,10 @@ def test_result_tables_for_one_measurement_and_for_no_lesions(scene, demo_baseli
     _, volume = demo_baseline
     summary = scene.AddNewNodeByClass("vtkMRMLTableNode")
     lesions = scene.AddNewNodeByClass("vtkMRMLTableNode")
-    mrml.write_result_tables(measure(volume), summary, lesions)
+    mrml_results.write_result_tables(measure(volume), summary, lesions)
     assert summary.GetNumberOfColumns() == 2
     empty = LabelVolume([np.zeros((2, 2, 2), np.uint8)], volume.geometry.cropped((0, 0, 0), (2, 2, 2)),
                         [Segment("1", "Lesion", 0, 1)])
-    mrml.write_result_tables(measure(empty), summary, lesions)
+    mrml_results.write_result_tables(measure(empty), summary, lesions)
     assert lesions.GetNumberOfRows() == 0
     assert summary.GetCellText(0, 1) == "0.00"
