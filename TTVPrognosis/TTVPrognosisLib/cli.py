@@ -81,6 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_option(predict)
     predict.set_defaults(handler=_run_predict)
 
+    segment = commands.add_parser(
+        "segment-lesion", help="one-click lesion segmentation into a Slicer segmentation",
+        description="Segment the lesion under each --point (RAS millimetres, as Slicer shows them) on the CT and "
+                    "write one 'Lesion N' segment per point, tagged as an unverified lesion. If OUTPUT exists, "
+                    "the new lesions are added to it and nothing already there is lost; existing lesions bound "
+                    "the new ones. The liver (from --liver, or liver segments of OUTPUT) bounds them too.")
+    segment.add_argument("image", help="the CT (any ITK format or a DICOM folder)")
+    segment.add_argument("--point", action="append", required=True, type=_ras_point, metavar="R,A,S",
+                         help="a point inside a lesion, in RAS mm; repeat for several lesions")
+    segment.add_argument("--liver", metavar="SEGMENTATION",
+                         help="liver segmentation (its liver-named segments, else all its segments)")
+    segment.add_argument("--one-lesion", action="store_true",
+                         help="all points belong to one lesion (e.g. a heterogeneous one) instead of one each")
+    segment.add_argument("--output", required=True, metavar="OUT.seg.nrrd", help="Slicer segmentation to write")
+    _add_json_option(segment)
+    segment.set_defaults(handler=_run_segment_lesion)
+
     demo = commands.add_parser("demo", help="write the embedded sample case and compare it",
                                description="Write a synthetic baseline/follow-up pair (CT + Slicer "
                                            "segmentation) and show the comparison. Needs no data files.")
@@ -169,6 +186,53 @@ def _run_predict(args: argparse.Namespace) -> int:
     _print_warnings(prediction.warnings)
     _emit(prediction.to_dict(), format_prediction(prediction), args.json)
     return 0
+
+
+def _ras_point(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a point: give R,A,S in millimetres, e.g. -52.9,14.7,4.9")
+    return values
+
+
+def _run_segment_lesion(args: argparse.Namespace) -> int:
+    from .io import read_image, read_segmentation, write_segmentation
+    from .lesion_editing import add_lesion_at_points, liver_mask_from, on_grid
+
+    output = Path(args.output)
+    image = read_image(args.image)
+    segmentation = on_grid(read_segmentation(output), image.geometry) if output.exists() else None
+    liver = None
+    if args.liver:
+        liver, note = liver_mask_from(on_grid(read_segmentation(args.liver), image.geometry))
+        if note:
+            print(f"Note: {note}", file=sys.stderr)
+    groups = [args.point] if args.one_lesion else [[point] for point in args.point]
+    added, failed = [], []
+    for points in groups:
+        try:
+            step = add_lesion_at_points(image, segmentation, points, liver_mask_kji=liver)
+        except InputError as error:
+            failed.append({"points_ras": [list(point) for point in points], "error": str(error)})
+            print(f"Error: {error}", file=sys.stderr)
+            continue
+        segmentation = step.segmentation
+        result = step.result
+        added.append({"name": step.name, "segment_id": step.segment_id, "points_ras": [list(p) for p in points],
+                      "volume_ml": result.volume_ml, "polarity": result.polarity,
+                      "hu_band": [result.intensity.lower_hu, result.intensity.upper_hu],
+                      "warnings": list(result.warnings)})
+        _print_warnings(result.warnings)
+    if added:
+        write_segmentation(segmentation, output)
+    document = {"output": str(output), "written": bool(added), "added": added, "failed": failed}
+    lines = [f"{item['name']}: {item['volume_ml']:.2f} mL ({item['polarity']})" for item in added]
+    lines.append(f"Wrote {output}" if added else f"Nothing written: no lesion could be segmented ({output} unchanged).")
+    _emit(document, "\n".join(lines), args.json)
+    return EXIT_INPUT_ERROR if failed else 0
 
 
 DEMO_MARKER = "ABOUT-THIS-DEMO.txt"

@@ -73,6 +73,17 @@ def masks_by_role(volume: LabelVolume) -> tuple[np.ndarray | None, np.ndarray | 
     return (volume.mask(lesions) if lesions else None), (volume.mask(livers) if livers else None)
 
 
+def liver_mask_from(volume: LabelVolume) -> tuple[np.ndarray, str]:
+    """The liver of a liver segmentation: its liver-named segments, else all its segments (with a note why)."""
+    lesions_or_other, liver = masks_by_role(volume)
+    if liver is not None and liver.any():
+        return liver, ""
+    if lesions_or_other is None or not lesions_or_other.any():
+        raise InputError(f"The liver segmentation '{volume.source}' is empty.")
+    return lesions_or_other, (f"'{volume.source}' has no liver-named segment; all its segments were taken as the "
+                              f"liver.")
+
+
 def add_segment(volume: LabelVolume, mask_kji: np.ndarray, name: str, tags: dict[str, str]) -> tuple[LabelVolume, str]:
     """A copy of ``volume`` with one more segment (on the same grid); returns it and the new segment's ID.
 

@@ -174,16 +174,28 @@ def _string_array(values: Sequence[str]) -> vtk.vtkStringArray:
     return array
 
 
+def time_point_from_nodes(segmentation_node, volume_node=None, read_voxels: bool = True
+                          ) -> tuple[LabelVolume, ImageVolume | None]:
+    """A time point as core types: the segmentation (checked against its CT when given) and the CT voxels.
+
+    ``read_voxels=False`` only checks the grids (measuring needs no CT voxels; registration does).
+    """
+    if segmentation_node is None:
+        raise InputError("No segmentation selected.")
+    volume = label_volume_from_segmentation_node(segmentation_node, volume_node)
+    if volume_node is None:
+        return volume, None
+    geometry = geometry_of_volume_node(volume_node)
+    if volume.segments and volume.geometry.shape_kji != (1, 1, 1):
+        volume.warnings.extend(reference_grid_warnings(volume.geometry, geometry, f"Segmentation '{volume.source}'",
+                                                       f"volume '{volume_node.GetName()}'"))
+    return volume, image_volume_from_node(volume_node) if read_voxels else None
+
+
 def measure_segmentation_node(segmentation_node, reference_volume_node=None, exclude: Sequence[str] = (),
                               liver: Sequence[str] = (), keep_labels: bool = False) -> Measurement:
     """Measure a segmentation node (any source representation); check it against its CT when given."""
-    if segmentation_node is None:
-        raise InputError("No segmentation selected.")
-    volume = label_volume_from_segmentation_node(segmentation_node, reference_volume_node)
-    if reference_volume_node is not None and volume.segments and volume.geometry.shape_kji != (1, 1, 1):
-        volume.warnings.extend(reference_grid_warnings(volume.geometry, geometry_of_volume_node(reference_volume_node),
-                                                       f"Segmentation '{volume.source}'",
-                                                       f"volume '{reference_volume_node.GetName()}'"))
+    volume, _ = time_point_from_nodes(segmentation_node, reference_volume_node, read_voxels=False)
     return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels)
 
 

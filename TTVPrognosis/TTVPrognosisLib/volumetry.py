@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from .diameters import lesion_diameters_mm
 from .geometry import Geometry
-from .segments import ROLE_LESION, ROLE_LIVER, LabelVolume, Segment, with_roles
+from .segments import ROLE_LESION, ROLE_LIVER, VERIFIED_TAG, LabelVolume, Segment, with_roles
 
 FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected
 
@@ -201,6 +201,9 @@ def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[st
         liver_ml = int(np.count_nonzero(liver_mask)) * voxel_ml if liver_mask is not None else 0.0
 
     lesion_segments = volume.segments_with_role(ROLE_LESION)
+    unverified = [segment.name for segment in lesion_segments if segment.tags.get(VERIFIED_TAG, "").strip() == "0"]
+    if unverified:
+        warnings.append(f"{len(unverified)} lesion segment(s) not verified yet: {', '.join(unverified)}.")
     lesion_box, lesion_mask = _union_mask(volume, lesion_segments, scans)
     if not lesion_segments:
         warnings.append(f"No lesion segments in {volume.source or 'the segmentation'}: TTV is 0 mL. Lesion "

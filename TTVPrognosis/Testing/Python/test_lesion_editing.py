@@ -157,3 +157,55 @@ def test_split_into_islands(demo):
     assert rows["Lesion 1"].volume_ml == pytest.approx(1000 * voxel_ml)
     assert rows["Lesion 2"].volume_ml == pytest.approx(27 * voxel_ml)
     assert mrml_review.split_segment_into_islands(segmentation_node, segment_id, volume_node) == [segment_id]
+
+
+def run_cli(*arguments: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "TTVPrognosisLib", *arguments], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_segment_lesion_adds_to_an_existing_file_and_keeps_it_on_failure(tmp_path):
+    import json
+
+    from TTVPrognosisLib.demo_data import write_demo_case
+    from TTVPrognosisLib.io import read_segmentation
+
+    paths = write_demo_case(tmp_path / "demo")
+    output = tmp_path / "lesions.seg.nrrd"
+    ct, liver = str(paths["baseline_image"]), str(paths["baseline_segmentation"])
+    first = DEMO_LESIONS[0].centre_ras
+    completed = run_cli("segment-lesion", ct, "--point", ",".join(map(str, first)), "--liver", liver,
+                        "--output", str(output), "--json")
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    assert [item["name"] for item in document["added"]] == ["Lesion 1"]
+    before = read_segmentation(output)
+    first_mask = before.layers[before.segments[0].layer] == before.segments[0].label_value
+
+    # A point with a negative coordinate, typed as users type it, plus one that cannot be a lesion.
+    second = DEMO_LESIONS[1].centre_ras
+    completed = run_cli("segment-lesion", ct, "--point", ",".join(map(str, second)), "--point", "-80,0,0",
+                        "--liver", liver, "--output", str(output), "--json")
+    assert completed.returncode == 1
+    document = json.loads(completed.stdout)
+    assert [item["name"] for item in document["added"]] == ["Lesion 2"]
+    assert "outside the liver" in document["failed"][0]["error"]
+    after = read_segmentation(output)
+    assert [segment.name for segment in after.segments] == ["Lesion 1", "Lesion 2"]
+    kept = after.segments[0]
+    np.testing.assert_array_equal(after.layers[kept.layer] == kept.label_value, first_mask)
+    assert all(segment.tags[VERIFIED_TAG] == "0" for segment in after.segments)
+
+    unchanged = output.read_bytes()
+    completed = run_cli("segment-lesion", ct, "--point", "900,0,0", "--output", str(output))
+    assert completed.returncode == 1 and "outside" in completed.stderr
+    assert output.read_bytes() == unchanged, "a failed click must not touch the file"
+
+
+def test_cli_segment_lesion_bad_point_syntax(tmp_path):
+    completed = run_cli("segment-lesion", "ct.nrrd", "--point", "1,2", "--output", str(tmp_path / "x.seg.nrrd"))
+    assert completed.returncode == 2
+    assert "R,A,S" in completed.stderr
