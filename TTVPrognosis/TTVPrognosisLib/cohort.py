@@ -34,6 +34,7 @@ import concurrent.futures
 import csv
 import difflib
 import io
+import json
 import os
 import re
 import time
@@ -485,23 +486,57 @@ class CohortResult:
         return self.complete and self.failed == 0
 
 
+def journal_path(output: Path) -> Path:
+    """Where finished patients are logged until the next complete write of the tables."""
+    return output.parent / f".{output.name}.journal.jsonl"
+
+
 class _IncrementalWriter:
-    """Rewrites both tables after patients finish, but spends at most ~5 % of the time doing so."""
+    """Keeps every finished patient safe at once, and rewrites the tables only ~5 % of the time.
+
+    Each finished patient is appended to a journal (one JSON line, flushed to disk) before anything else,
+    so a killed run loses nothing: ``--resume`` replays the journal. Rewriting whole tables after every
+    patient would cost O(n) per patient; the journal costs O(1), and is emptied after each table write.
+    """
 
     def __init__(self, tables: CohortTables, output: Path, lesions_output: Path | None):
         self.tables, self.output, self.lesions_output = tables, output, lesions_output
+        self.journal = journal_path(output)
         self.last_end = 0.0
         self.last_duration = 0.0
 
-    def changed(self) -> None:
+    def changed(self, patient_id: str, row: dict[str, str], lesions: list[dict[str, str]],
+                containers: set[str]) -> None:
+        record = {"patient_id": patient_id, "row": row, "lesions": lesions, "containers": sorted(containers)}
+        with open(self.journal, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         if time.monotonic() - self.last_end >= self.last_duration / WRITE_TIME_SHARE:
             self.write()
 
     def write(self) -> None:
         start = time.monotonic()
         self.tables.write(self.output, self.lesions_output)
+        self.journal.unlink(missing_ok=True)  # everything in it is in the tables now
         self.last_end = time.monotonic()
         self.last_duration = self.last_end - start
+
+
+def read_journal(output: Path) -> list[dict]:
+    """Patients a killed run finished after its last table write (a torn last line is ignored)."""
+    path = journal_path(output)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the run was killed while writing this line; that patient is computed again
+        if isinstance(record, dict) and isinstance(record.get("row"), dict):
+            records.append(record)
+    return records
 
 
 def check_outputs(output: str | os.PathLike, lesions_output: str | os.PathLike | None = None, resume: bool = False,
@@ -541,7 +576,8 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
     if not output.exists():
         return set()
     header, rows = read_csv(output)
-    if not header and not rows:
+    journal = read_journal(output)
+    if not header and not rows and not journal:
         return set()
     if PATIENT_ID not in header or STATUS not in header:
         raise InputError(f"'{output}' is not a results table of this tool (it has no patient_id and status "
@@ -551,6 +587,12 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
     if lesions_output is not None and lesions_output.exists():
         for lesion in read_csv(lesions_output)[1]:
             lesions_by_patient.setdefault(lesion.get(PATIENT_ID, ""), []).append(lesion)
+    logged = {record["patient_id"]: record for record in journal}
+    rows = [row for row in rows if row.get(PATIENT_ID, "") not in logged]
+    for patient_id, record in logged.items():
+        rows.append(record["row"])
+        lesions_by_patient[patient_id] = record["lesions"]
+        tables.add_containers(record["containers"])
     # The earlier run's manifest columns sit between the fixed columns and the first result column.
     result_names = set(_template().row)
     first_result = next((index for index, column in enumerate(header) if column in result_names), len(header))
@@ -662,6 +704,8 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     for path in (output, lesions_output):
         if path is not None:
             _remove_stale_temporaries(path)
+    if not resume:
+        journal_path(output).unlink(missing_ok=True)  # an earlier run's log; not wanted when starting again
     writer = _IncrementalWriter(tables, output, lesions_output)
     writer.write()
     if progress is not None:
@@ -675,7 +719,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
         tables.add(entry.patient_id, row, outcome.lesions, outcome.containers)
         done += 1
         computed += 1
-        writer.changed()
+        writer.changed(entry.patient_id, row, outcome.lesions, outcome.containers)
         if progress is not None:
             progress(done, total, entry.patient_id)
 

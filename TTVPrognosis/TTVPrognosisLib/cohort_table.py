@@ -306,6 +306,10 @@ class CohortTables:
         self._rows[patient_id] = dict(row)
         self._lesions[patient_id] = [dict(lesion) for lesion in lesions]
 
+    def add_containers(self, containers: Iterable[str]) -> None:
+        """Result keys that hold lists of records (kept out of the results table)."""
+        self._containers.update(containers)
+
     @property
     def columns(self) -> list[str]:
         shown = set(FIXED_COLUMNS) | set(self.manifest_columns)
