@@ -1,13 +1,18 @@
 """TTVPrognosis: total tumour volume, response and prognosis for colorectal liver metastases in 3D Slicer.
 
 This file is the thin Slicer layer: module metadata, the parameter node, the panel and a logic facade.
-All measuring, comparing and predicting lives in TTVPrognosisLib, shared with the command line and the
-batch; the panel only gathers inputs, calls the logic and shows results.
+All measuring, segmenting, comparing and predicting lives in TTVPrognosisLib, shared with the command line
+and the batch; the panel gathers inputs, calls the logic and shows results.
 """
 
+import logging
+import os
+from typing import Annotated
+
+import qt
 import slicer
 import vtk
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -16,10 +21,15 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from TTVPrognosisLib import mrml, mrml_results
-from TTVPrognosisLib.response import compare
+from TTVPrognosisLib import mrml, mrml_results, mrml_review, mrml_workflow, report
+from TTVPrognosisLib.errors import InputError
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
+BASELINE, FOLLOWUP = "Baseline", "Follow-up"
+YES_NO_UNKNOWN = ["Unknown", "No", "Yes"]
+SEGMENT_EDITOR_EFFECTS = ["Paint", "Draw", "Erase", "Scissors", "Islands", "Smoothing", "Threshold", "Grow from seeds",
+                          "Local Threshold"]
+LESION_TABLE_HEADERS = ["Lesion", "Volume (mL)", "Axial diameter (mm)", "Verified"]
 
 
 class TTVPrognosis(ScriptedLoadableModule):
@@ -32,10 +42,9 @@ class TTVPrognosis(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["TTVPrognosis developers"]
         self.parent.helpText = (
-            "Total tumour volume (TTV) of colorectal liver metastases from segmentations of all lesions, its "
-            "change between baseline and first follow-up CT, and overall survival from an embedded model. "
-            f"Based on doi:{STUDY_DOI}. <b>Research use only.</b> "
-            "See the <a href='https://github.com/ttvprognosis/TTVPrognosis'>README</a> for definitions.")
+            "Total tumour volume (TTV) of colorectal liver metastases from segmentations of all lesions, its change "
+            "between baseline and first follow-up CT beside RECIST 1.1 and the Tumour Burden Score, and overall "
+            f"survival from an embedded model. Based on doi:{STUDY_DOI}. <b>Research use only.</b>")
         self.parent.acknowledgementText = (
             "Definitions follow the CAIRO5 total tumour volume studies (doi:10.1016/j.ejca.2024.114185, "
             "doi:10.1016/j.ejca.2025.115738).")
@@ -43,19 +52,34 @@ class TTVPrognosis(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class TTVPrognosisParameterNode:
-    """Panel state, stored in the scene so that saving and reopening a scene restores it."""
+    """Panel state, stored in the scene so that saving and reopening a scene (.mrb) restores it."""
 
     baselineVolume: slicer.vtkMRMLScalarVolumeNode
     baselineSegmentation: slicer.vtkMRMLSegmentationNode
     followupVolume: slicer.vtkMRMLScalarVolumeNode
     followupSegmentation: slicer.vtkMRMLSegmentationNode
     excludedSegments: str = ""
+    registerFollowup: bool = True
+    reviewTimePoint: Annotated[str, Choice([BASELINE, FOLLOWUP]), Default(BASELINE)]
+    segmentEditorNode: slicer.vtkMRMLSegmentEditorNode
+    lesionPoints: slicer.vtkMRMLMarkupsFiducialNode
+    nodePositivePrimary: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
+    diseaseFreeIntervalMonths: Annotated[float, Default(-1.0)]
+    ceaNgMl: Annotated[float, Default(-1.0)]
+    krasMutated: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
+    extrahepaticDisease: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
     summaryTable: slicer.vtkMRMLTableNode
     lesionTable: slicer.vtkMRMLTableNode
+    responseTable: slicer.vtkMRMLTableNode
+    matchedLesionTable: slicer.vtkMRMLTableNode
+    survivalTable: slicer.vtkMRMLTableNode
+    survivalCurveTable: slicer.vtkMRMLTableNode
+    survivalChart: slicer.vtkMRMLPlotChartNode
+    scoreTable: slicer.vtkMRMLTableNode
 
 
 class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The panel: selectors bound to the parameter node, a Compute TTV button, result tables."""
+    """The panel: inputs bound to the parameter node, lesion review, Compute TTV, results, prognosis."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -63,6 +87,8 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._observedPoints = None
+        self._fillingLesionTable = False
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -72,25 +98,55 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = TTVPrognosisLogic()
 
+        self.ui.lesionTableWidget.setColumnCount(len(LESION_TABLE_HEADERS))
+        self.ui.lesionTableWidget.setHorizontalHeaderLabels(LESION_TABLE_HEADERS)
+        self.ui.lesionTableWidget.horizontalHeader().setStretchLastSection(True)
+        self.setupSegmentEditor()
+
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.computeButton.connect("clicked(bool)", self.onComputeButton)
         self.ui.showTablesButton.connect("clicked(bool)", self.onShowTablesButton)
+        self.ui.createSegmentationButton.connect("clicked(bool)", self.onCreateSegmentation)
+        self.ui.addLesionButton.connect("toggled(bool)", self.onAddLesionToggled)
+        self.ui.lesionTableWidget.connect("itemChanged(QTableWidgetItem*)", self.onLesionItemChanged)
+        self.ui.lesionTableWidget.connect("currentCellChanged(int,int,int,int)", self.onLesionRowSelected)
+        self.ui.verifyAllButton.connect("clicked(bool)", self.onVerifyAll)
+        self.ui.splitLesionButton.connect("clicked(bool)", self.onSplitLesion)
+        self.ui.deleteLesionButton.connect("clicked(bool)", self.onDeleteLesion)
+        self.ui.showSurvivalChartButton.connect("clicked(bool)", self.onShowSurvivalChart)
+        self.ui.modelCardButton.connect("clicked(bool)", self.onModelCard)
         self.initializeParameterNode()
 
+    def setupSegmentEditor(self) -> None:
+        """Embedded Segment Editor with the effects a radiologist needs (Local Threshold if installed)."""
+        editor = self.ui.segmentEditorWidget
+        editor.setMRMLScene(slicer.mrmlScene)
+        available = set(editor.availableEffectNames()) if hasattr(editor, "availableEffectNames") else None
+        effects = [name for name in SEGMENT_EDITOR_EFFECTS if available is None or name in available]
+        editor.setEffectNameOrder(effects)
+        editor.unorderedEffectsVisible = False
+        for selectorProperty in ("segmentationNodeSelectorVisible", "sourceVolumeNodeSelectorVisible",
+                                 "masterVolumeNodeSelectorVisible"):
+            if hasattr(editor, selectorProperty):
+                setattr(editor, selectorProperty, False)
+
     def cleanup(self) -> None:
+        self.stopAddingLesions()
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
 
     def exit(self) -> None:
+        self.stopAddingLesions()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtonStates)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self.stopAddingLesions()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -106,29 +162,182 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtonStates)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtonStates)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+            self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.segmentEditorNode(self._parameterNode))
             self.showTables()
-        self.updateButtonStates()
+        self.onParameterNodeModified()
 
-    def updateButtonStates(self, caller=None, event=None) -> None:
-        ready = bool(self._parameterNode and self._parameterNode.baselineSegmentation)
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        """Keep buttons, the segment editor and the lesion table in step with the chosen inputs."""
+        parameterNode = self._parameterNode
+        ready = bool(parameterNode and parameterNode.baselineSegmentation)
         self.ui.computeButton.enabled = ready
-        self.ui.computeButton.toolTip = ("Measure TTV, lesions and diameters." if ready
+        self.ui.computeButton.toolTip = ("Measure TTV, compare with the follow-up and predict survival." if ready
                                          else "Select a baseline segmentation first.")
+        volumeNode, segmentationNode = self.logic.reviewNodes(parameterNode) if parameterNode else (None, None)
+        self.ui.addLesionButton.enabled = bool(volumeNode and segmentationNode)
+        self.ui.createSegmentationButton.enabled = volumeNode is not None
+        self.setEditorNodes(volumeNode, segmentationNode)
+        self.updateLesionTable()
+
+    def setEditorNodes(self, volumeNode, segmentationNode) -> None:
+        editor = self.ui.segmentEditorWidget
+        if editor.segmentationNode() != segmentationNode:
+            editor.setSegmentationNode(segmentationNode)
+        if hasattr(editor, "setSourceVolumeNode"):  # Slicer 5.4 and later
+            editor.setSourceVolumeNode(volumeNode)
+        else:
+            editor.setMasterVolumeNode(volumeNode)
+
+    # --- lesion review ---------------------------------------------------------------------------------
+
+    def onCreateSegmentation(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Failed to create a segmentation.", waitCursor=True):
+            self.logic.createReviewSegmentation(self._parameterNode)
+
+    def onAddLesionToggled(self, checked: bool) -> None:
+        if checked:
+            pointsNode = self.logic.lesionPointsNode(self._parameterNode)
+            self._observedPoints = pointsNode
+            self.addObserver(pointsNode, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onLesionPointPlaced)
+            selectionNode = slicer.app.applicationLogic().GetSelectionNode()
+            selectionNode.SetReferenceActivePlaceNodeClassName("vtkMRMLMarkupsFiducialNode")
+            selectionNode.SetActivePlaceNodeID(pointsNode.GetID())
+            interactionNode = slicer.app.applicationLogic().GetInteractionNode()
+            interactionNode.SetPlaceModePersistence(1)
+            interactionNode.SetCurrentInteractionMode(interactionNode.Place)
+            self.ui.addLesionStatusLabel.text = "Click on a lesion in a slice view (press the button again to stop)."
+        else:
+            self.stopAddingLesions()
+
+    def stopAddingLesions(self) -> None:
+        if self._observedPoints is not None:
+            self.removeObserver(self._observedPoints, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
+                                self.onLesionPointPlaced)
+            self._observedPoints = None
+            interactionNode = slicer.app.applicationLogic().GetInteractionNode()
+            interactionNode.SetCurrentInteractionMode(interactionNode.ViewTransform)
+        if hasattr(self, "ui") and self.ui.addLesionButton.checked:
+            self.ui.addLesionButton.checked = False
+            self.ui.addLesionStatusLabel.text = ""
+
+    def onLesionPointPlaced(self, pointsNode, event) -> None:
+        position = [0.0, 0.0, 0.0]
+        pointsNode.GetNthControlPointPositionWorld(pointsNode.GetNumberOfControlPoints() - 1, position)
+        # Leave the markups event before changing the node and the scene.
+        qt.QTimer.singleShot(0, lambda: self.addLesionAt(pointsNode, position))
+
+    def addLesionAt(self, pointsNode, position) -> None:
+        pointsNode.RemoveAllControlPoints()
+        self.ui.addLesionStatusLabel.text = "Segmenting..."
+        slicer.app.processEvents()
+        text = "No lesion added."
+        with slicer.util.tryWithErrorDisplay("No lesion was added.", waitCursor=True):
+            name, result = self.logic.addLesionAtPoint(self._parameterNode, position)
+            text = f"{name}: {result.volume_ml:.2f} mL ({result.polarity})."
+            if result.warnings:
+                text += " " + " ".join(result.warnings)
+        self.ui.addLesionStatusLabel.text = text
+        self.updateLesionTable()
+
+    def updateLesionTable(self) -> None:
+        table = self.ui.lesionTableWidget
+        self._fillingLesionTable = True
+        try:
+            rows = []
+            if self._parameterNode:
+                with slicer.util.tryWithErrorDisplay("Could not list the lesions."):
+                    rows = self.logic.lesionRows(self._parameterNode)
+            table.setRowCount(len(rows))
+            for index, row in enumerate(rows):
+                cells = [row.name, f"{row.volume_ml:.2f}", f"{row.longest_axial_diameter_mm:.1f}"]
+                for column, text in enumerate(cells):
+                    item = qt.QTableWidgetItem(text)
+                    item.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+                    item.setData(qt.Qt.UserRole, row.segment_id)
+                    table.setItem(index, column, item)
+                verified = qt.QTableWidgetItem("")
+                verified.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled | qt.Qt.ItemIsUserCheckable)
+                verified.setCheckState(qt.Qt.Checked if row.verified else qt.Qt.Unchecked)
+                verified.setData(qt.Qt.UserRole, row.segment_id)
+                table.setItem(index, 3, verified)
+        finally:
+            self._fillingLesionTable = False
+
+    def selectedSegmentId(self):
+        item = self.ui.lesionTableWidget.item(self.ui.lesionTableWidget.currentRow(), 0)
+        return item.data(qt.Qt.UserRole) if item else None
+
+    def onLesionItemChanged(self, item) -> None:
+        if self._fillingLesionTable or item.column() != 3:
+            return
+        with slicer.util.tryWithErrorDisplay("Could not change the verified state."):
+            self.logic.setLesionVerified(self._parameterNode, item.data(qt.Qt.UserRole),
+                                         item.checkState() == qt.Qt.Checked)
+
+    def onLesionRowSelected(self, row, column, previousRow, previousColumn) -> None:
+        segmentId = self.selectedSegmentId()
+        if not segmentId:
+            return
+        _, segmentationNode = self.logic.reviewNodes(self._parameterNode)
+        centre = segmentationNode.GetSegmentCenterRAS(segmentId) if segmentationNode else None
+        if centre is not None:
+            slicer.modules.markups.logic().JumpSlicesToLocation(centre[0], centre[1], centre[2], True)
+        segmentEditorNode = self.logic.segmentEditorNode(self._parameterNode)
+        setSelected = getattr(segmentEditorNode, "SetSelectedSegmentID", None)
+        if setSelected:
+            setSelected(segmentId)
+
+    def onVerifyAll(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not mark the lesions verified."):
+            for row in self.logic.lesionRows(self._parameterNode):
+                self.logic.setLesionVerified(self._parameterNode, row.segment_id, True)
+        self.updateLesionTable()
+
+    def onSplitLesion(self) -> None:
+        segmentId = self.selectedSegmentId()
+        if not segmentId:
+            slicer.util.infoDisplay("Select a lesion in the table first.")
+            return
+        with slicer.util.tryWithErrorDisplay("Could not split the lesion.", waitCursor=True):
+            created = self.logic.splitLesion(self._parameterNode, segmentId)
+            self.ui.addLesionStatusLabel.text = (f"Split into {len(created)} segments." if len(created) > 1
+                                                 else "The segment has a single island.")
+        self.updateLesionTable()
+
+    def onDeleteLesion(self) -> None:
+        segmentId = self.selectedSegmentId()
+        if not segmentId:
+            slicer.util.infoDisplay("Select a lesion in the table first.")
+            return
+        if slicer.util.confirmYesNoDisplay("Delete the selected lesion segment?"):
+            self.logic.deleteLesion(self._parameterNode, segmentId)
+            self.updateLesionTable()
+
+    # --- results ---------------------------------------------------------------------------------------
 
     def onComputeButton(self) -> None:
+        self.stopAddingLesions()
         with slicer.util.tryWithErrorDisplay("Failed to compute TTV.", waitCursor=True):
-            result = self.logic.computeTTV(self._parameterNode)
-            self.ui.summaryLabel.text = self.logic.summaryHtml(result)
+            outcome = self.logic.computeTTV(self._parameterNode)
+            self.ui.summaryLabel.text = self.logic.summaryHtml(outcome)
+            self.ui.prognosisLabel.text = self.logic.prognosisHtml(outcome)
             self.showTables()
+            self.ui.resultsCollapsibleButton.collapsed = False
 
     def showTables(self) -> None:
-        self.ui.summaryTableView.setMRMLTableNode(self._parameterNode.summaryTable)
-        self.ui.lesionTableView.setMRMLTableNode(self._parameterNode.lesionTable)
+        parameterNode = self._parameterNode
+        for view, table in ((self.ui.summaryTableView, parameterNode.summaryTable),
+                            (self.ui.lesionTableView, parameterNode.lesionTable),
+                            (self.ui.responseTableView, parameterNode.responseTable),
+                            (self.ui.matchedLesionTableView, parameterNode.matchedLesionTable),
+                            (self.ui.survivalTableView, parameterNode.survivalTable),
+                            (self.ui.scoreTableView, parameterNode.scoreTable)):
+            view.setMRMLTableNode(table)
 
     def onShowTablesButton(self) -> None:
         table = self._parameterNode.summaryTable if self._parameterNode else None
@@ -138,6 +347,16 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
         slicer.util.selectModule("Tables")
+
+    def onShowSurvivalChart(self) -> None:
+        chart = self._parameterNode.survivalChart if self._parameterNode else None
+        if chart is None:
+            slicer.util.infoDisplay("Press Compute TTV first.")
+            return
+        slicer.modules.plots.logic().ShowChartInLayout(chart)
+
+    def onModelCard(self) -> None:
+        qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(self.logic.modelCardPath()))
 
 
 class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
@@ -154,48 +373,170 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
         """Comma-separated segment names as typed by the user."""
         return [name.strip() for name in (text or "").split(",") if name.strip()]
 
+    # --- measuring and comparing -----------------------------------------------------------------------
+
     def measure(self, segmentationNode, volumeNode=None, excluded=()):
         """Measure one segmentation node (it is not modified); see TTVPrognosisLib.volumetry."""
         return mrml.measure_segmentation_node(segmentationNode, volumeNode, exclude=list(excluded))
 
     def computeTTV(self, parameterNode):
-        """Measure the baseline (and follow-up, when selected), fill the result tables, return the result.
+        """Measure, compare (registration, lesion matching, RECIST, TBS), predict, score; fill the result nodes.
 
-        Returns a Measurement, or a Comparison when a follow-up segmentation is selected.
+        Returns a TTVPrognosisLib.mrml_workflow.Outcome (result, prognosis, scores, warnings).
         """
-        excluded = self.excludedSegmentNames(parameterNode.excludedSegments)
-        baseline = self.measure(parameterNode.baselineSegmentation, parameterNode.baselineVolume, excluded)
-        result = baseline
-        if parameterNode.followupSegmentation:
-            followup = self.measure(parameterNode.followupSegmentation, parameterNode.followupVolume, excluded)
-            result = compare(baseline, followup)
-        self.writeTables(parameterNode, result)
-        return result
+        outcome = mrml_workflow.compute_outcome(
+            parameterNode.baselineSegmentation, parameterNode.baselineVolume, parameterNode.followupSegmentation,
+            parameterNode.followupVolume, exclude=self.excludedSegmentNames(parameterNode.excludedSegments),
+            register=parameterNode.registerFollowup, clinical=mrml_workflow.clinical_inputs_from_panel(
+                parameterNode.nodePositivePrimary, parameterNode.diseaseFreeIntervalMonths, parameterNode.ceaNgMl,
+                parameterNode.krasMutated, parameterNode.extrahepaticDisease))
+        mrml_workflow.write_outcome(outcome, self.resultNodes(parameterNode), slicer.mrmlScene)
+        return outcome
 
-    def writeTables(self, parameterNode, result) -> None:
-        """Summary (baseline, follow-up, change) and lesion tables, created once and then reused."""
-        if not parameterNode.summaryTable:
-            parameterNode.summaryTable = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "TTV summary")
-        if not parameterNode.lesionTable:
-            parameterNode.lesionTable = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "TTV lesions")
-        mrml_results.write_result_tables(result, parameterNode.summaryTable, parameterNode.lesionTable)
+    def resultNodes(self, parameterNode):
+        """The result table and chart nodes, created once and kept in the parameter node."""
+        def node(attribute, name, className="vtkMRMLTableNode"):
+            if not getattr(parameterNode, attribute):
+                setattr(parameterNode, attribute, slicer.mrmlScene.AddNewNodeByClass(className, name))
+            return getattr(parameterNode, attribute)
+
+        return mrml_workflow.ResultNodes(
+            summary=node("summaryTable", "TTV summary"), lesions=node("lesionTable", "TTV lesions"),
+            response=node("responseTable", "TTV response"), matched_lesions=node("matchedLesionTable",
+                                                                                "TTV matched lesions"),
+            survival=node("survivalTable", "TTV survival"), survival_curves=node("survivalCurveTable",
+                                                                                "TTV survival curves"),
+            survival_chart=node("survivalChart", "TTV survival chart", "vtkMRMLPlotChartNode"),
+            scores=node("scoreTable", "TTV clinical scores"))
 
     @staticmethod
-    def summaryHtml(result) -> str:
-        """Short summary for the panel, with warnings."""
-        comparison = result if hasattr(result, "baseline") else None
-        baseline = comparison.baseline if comparison else result
-        lines = [f"<b>Baseline TTV {baseline.ttv_ml:.1f} mL</b> in {baseline.lesion_count} lesion(s)."]
-        warnings = list(baseline.warnings)
-        if comparison:
-            relative = comparison.relative_change_percent
-            change = f"{comparison.absolute_change_ml:+.1f} mL" + (f" ({relative:+.0f} %)" if relative is not None
-                                                                  else "")
-            lines.append(f"<b>Follow-up TTV {comparison.followup.ttv_ml:.1f} mL</b> in "
-                         f"{comparison.followup.lesion_count} lesion(s): change {change}.")
-            warnings += comparison.followup.warnings + comparison.warnings
-        lines += [f"<span style='color:#b35900'>Warning: {warning}</span>" for warning in warnings]
-        return "<br>".join(lines)
+    def summaryHtml(outcome) -> str:
+        return report.summary_html(outcome.result, outcome.warnings)
+
+    @staticmethod
+    def prognosisHtml(outcome) -> str:
+        return report.prognosis_html(outcome.prognosis)
+
+    @staticmethod
+    def modelCardPath() -> str:
+        from TTVPrognosisLib.prognosis import MODELS_DIR
+
+        return str(MODELS_DIR / "MODEL_CARD.md")
+
+    # --- lesion review ---------------------------------------------------------------------------------
+
+    def segmentEditorNode(self, parameterNode):
+        """The module's own segment editor node (not the Segment Editor module's), kept in the scene."""
+        if not parameterNode.segmentEditorNode:
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "TTVPrognosis segment editor")
+            node.SetHideFromEditors(True)
+            parameterNode.segmentEditorNode = node
+        return parameterNode.segmentEditorNode
+
+    def lesionPointsNode(self, parameterNode):
+        """Markups node that receives the clicks of Add lesion (points are removed once used)."""
+        if not parameterNode.lesionPoints:
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "TTVPrognosis lesion clicks")
+            node.CreateDefaultDisplayNodes()
+            node.GetDisplayNode().SetPointLabelsVisibility(False)
+            parameterNode.lesionPoints = node
+        return parameterNode.lesionPoints
+
+    def reviewNodes(self, parameterNode):
+        """(CT, segmentation) of the time point under review."""
+        if parameterNode.reviewTimePoint == FOLLOWUP:
+            return parameterNode.followupVolume, parameterNode.followupSegmentation
+        return parameterNode.baselineVolume, parameterNode.baselineSegmentation
+
+    def createReviewSegmentation(self, parameterNode):
+        """A new empty segmentation on the reviewed CT, selected for that time point."""
+        volumeNode, _ = self.reviewNodes(parameterNode)
+        if volumeNode is None:
+            raise InputError(f"Select the {parameterNode.reviewTimePoint.lower()} CT first.")
+        node = mrml_review.new_segmentation_for(volumeNode, f"{parameterNode.reviewTimePoint} lesions")
+        if parameterNode.reviewTimePoint == FOLLOWUP:
+            parameterNode.followupSegmentation = node
+        else:
+            parameterNode.baselineSegmentation = node
+        return node
+
+    def addLesionAtPoint(self, parameterNode, pointRas):
+        """Segment the lesion at a clicked point as a new 'Lesion N' segment; returns (name, result)."""
+        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
+        if volumeNode is None:
+            raise InputError(f"Select the {parameterNode.reviewTimePoint.lower()} CT first.")
+        if segmentationNode is None:
+            segmentationNode = self.createReviewSegmentation(parameterNode)
+        segmentId, result = mrml_review.add_lesion_at_points_to_node(segmentationNode, volumeNode, [list(pointRas)])
+        return segmentationNode.GetSegmentation().GetSegment(segmentId).GetName(), result
+
+    def lesionRows(self, parameterNode) -> list:
+        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
+        return mrml_review.lesion_rows(segmentationNode, volumeNode,
+                                       self.excludedSegmentNames(parameterNode.excludedSegments))
+
+    def setLesionVerified(self, parameterNode, segmentId: str, verified: bool) -> None:
+        _, segmentationNode = self.reviewNodes(parameterNode)
+        mrml_review.set_segment_verified(segmentationNode, segmentId, verified)
+
+    def splitLesion(self, parameterNode, segmentId: str) -> list:
+        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
+        return mrml_review.split_segment_into_islands(segmentationNode, segmentId, volumeNode)
+
+    def deleteLesion(self, parameterNode, segmentId: str) -> None:
+        _, segmentationNode = self.reviewNodes(parameterNode)
+        segmentationNode.RemoveSegment(segmentId)
+
+    # --- cohorts -----------------------------------------------------------------------------------------
+
+    def processCohort(self, manifest, output, lesionsOutput=None, resume=False, overwrite=False, tableNode=None,
+                      showProgress=True):
+        """Batch a cohort manifest from the Python console: the same tables and columns as `ttvprognosis batch`.
+
+        Segmentations are read with Slicer's readers; a progress dialog can cancel (finished patients are
+        kept; run again with resume=True). Returns (CohortResult, table node with the results).
+        """
+        from TTVPrognosisLib.cohort import read_manifest, run_cohort
+
+        def readSegmentation(path):
+            try:
+                node = slicer.util.loadSegmentation(str(path), {"show": False})
+            except Exception as error:
+                raise InputError(f"Slicer could not read the segmentation '{path}': {error}") from error
+            try:
+                volume = mrml.label_volume_from_segmentation_node(node)
+                volume.source = str(path)
+                return volume
+            finally:
+                slicer.mrmlScene.RemoveNode(node)
+
+        cohort = read_manifest(manifest, outputs=[path for path in (output, lesionsOutput) if path])
+        for problem in cohort.warnings + cohort.file_problems:
+            logging.warning(problem)
+        dialog = None
+        if showProgress:
+            dialog = slicer.util.createProgressDialog(windowTitle="TTVPrognosis cohort", labelText="Starting...",
+                                                      maximum=max(len(cohort.entries), 1))
+
+        def progress(done, total, patientId):
+            if dialog is not None:
+                dialog.maximum, dialog.value = total, done
+                dialog.labelText = f"{done} of {total} patients" + (f" (last: {patientId})" if patientId else "")
+            slicer.app.processEvents()
+
+        def shouldCancel():
+            slicer.app.processEvents()
+            return bool(dialog is not None and dialog.wasCanceled)
+
+        try:
+            result = run_cohort(cohort, output, lesionsOutput, workers=1, resume=resume, overwrite=overwrite,
+                                progress=progress, should_cancel=shouldCancel, read_segmentation=readSegmentation)
+        finally:
+            if dialog is not None:
+                dialog.close()
+        tableNode = tableNode or slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "TTVPrognosis cohort")
+        mrml_results.fill_table(tableNode, result.columns, result.typed_rows())
+        return result, tableNode
 
 
 class TTVPrognosisTest(ScriptedLoadableModuleTest):
@@ -205,16 +546,16 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_computeTTV_matches_library()
-        self.setUp()
-        self.test_missing_segmentation_is_reported()
+        for test in (self.test_computeTTV_matches_library, self.test_review_workflow, self.test_process_cohort,
+                     self.test_missing_segmentation_is_reported):
+            self.setUp()
+            test()
 
     def loadDemoTimePoint(self, followup):
         from TTVPrognosisLib.demo_data import demo_time_point
 
         image, segmentation = demo_time_point(followup=followup)
-        name = "Follow-up" if followup else "Baseline"
+        name = FOLLOWUP if followup else BASELINE
         volumeNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{name} CT")
         slicer.util.updateVolumeFromArray(volumeNode, image.voxels)
         volumeNode.SetIJKToRASMatrix(mrml.numpy_to_matrix(image.geometry.ijk_to_ras))
@@ -234,17 +575,68 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
         parameterNode.baselineSegmentation = baselineSegmentation
         parameterNode.followupVolume = followupVolume
         parameterNode.followupSegmentation = followupSegmentation
-        comparison = logic.computeTTV(parameterNode)
+        outcome = logic.computeTTV(parameterNode)
+        comparison = outcome.comparison
         self.assertAlmostEqual(comparison.baseline.ttv_ml, measure(baselineLabels).ttv_ml, places=9)
         self.assertAlmostEqual(comparison.followup.ttv_ml, measure(followupLabels).ttv_ml, places=9)
-        self.assertEqual(parameterNode.lesionTable.GetNumberOfRows(), comparison.baseline.lesion_count)
-        self.assertGreater(parameterNode.summaryTable.GetNumberOfRows(), 0)
-        self.assertIn("Follow-up TTV", logic.summaryHtml(comparison))
+        self.assertEqual(comparison.recist.response, "PR")
+        self.assertEqual(parameterNode.lesionTable.GetNumberOfRows(),
+                         comparison.baseline.lesion_count + comparison.followup.lesion_count)
+        self.assertEqual(parameterNode.matchedLesionTable.GetNumberOfRows(), len(comparison.lesion_table()))
+        self.assertGreater(parameterNode.survivalTable.GetNumberOfRows(), 0)
+        self.assertEqual(parameterNode.survivalChart.GetNumberOfPlotSeriesNodes(), 4)
+        self.assertIn("Follow-up TTV", logic.summaryHtml(outcome))
+        self.assertIn("5-year overall survival", logic.prognosisHtml(outcome))
+        self.delayDisplay("Test passed")
+
+    def test_review_workflow(self):
+        from TTVPrognosisLib.demo_data import DEMO_LESIONS
+        from TTVPrognosisLib.segments import ROLE_TAG
+
+        self.delayDisplay("Add lesions by clicking, verify, and compute")
+        volumeNode, _, truth = self.loadDemoTimePoint(followup=False)
+        logic = TTVPrognosisLogic()
+        parameterNode = logic.getParameterNode()
+        parameterNode.baselineVolume = volumeNode
+        segmentationNode = logic.createReviewSegmentation(parameterNode)
+        liverMask = truth.layers[0] > 0
+        mrml.add_segment_from_mask(segmentationNode, liverMask, truth.geometry, "Liver", {ROLE_TAG: "liver"})
+        for lesion in DEMO_LESIONS[:2]:
+            logic.addLesionAtPoint(parameterNode, lesion.centre_ras)
+        rows = logic.lesionRows(parameterNode)
+        self.assertEqual([row.name for row in rows], ["Lesion 1", "Lesion 2"])
+        outcome = logic.computeTTV(parameterNode)
+        self.assertTrue(any("not marked verified" in warning for warning in outcome.warnings))
+        for row in rows:
+            logic.setLesionVerified(parameterNode, row.segment_id, True)
+        self.assertFalse(logic.computeTTV(parameterNode).warnings)
+        with self.assertRaises(InputError):
+            logic.addLesionAtPoint(parameterNode, DEMO_LESIONS[0].centre_ras)
+        self.assertEqual(len(logic.lesionRows(parameterNode)), 2)
+        self.delayDisplay("Test passed")
+
+    def test_process_cohort(self):
+        import csv
+        import tempfile
+
+        from TTVPrognosisLib.demo_data import write_demo_case
+
+        self.delayDisplay("Process a two-patient cohort from the console")
+        folder = tempfile.mkdtemp()
+        paths = write_demo_case(folder)
+        manifest = os.path.join(folder, "cohort.csv")
+        with open(manifest, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["patient_id", "baseline_segmentation", "followup_segmentation"])
+            writer.writerow(["P1", paths["baseline_segmentation"], paths["followup_segmentation"]])
+            writer.writerow(["P2", os.path.join(folder, "missing.seg.nrrd"), ""])
+        result, table = TTVPrognosisLogic().processCohort(manifest, os.path.join(folder, "results.csv"),
+                                                          showProgress=False)
+        self.assertEqual((result.succeeded, result.failed), (1, 1))
+        self.assertEqual(table.GetNumberOfRows(), 2)
         self.delayDisplay("Test passed")
 
     def test_missing_segmentation_is_reported(self):
-        from TTVPrognosisLib.errors import InputError
-
         self.delayDisplay("No baseline segmentation selected")
         logic = TTVPrognosisLogic()
         with self.assertRaises(InputError):
