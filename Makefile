@@ -22,6 +22,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_measure.py
+	$(BIN)/python benchmarks/bench_segmentation.py
+	$(BIN)/python benchmarks/bench_cohort.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
