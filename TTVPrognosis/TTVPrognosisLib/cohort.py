@@ -311,37 +311,10 @@ def _survival_model():
     return _MODEL
 
 
-def read_image_geometry(path: str | os.PathLike):
-    """Grid of a CT from its file header only (no voxels are read); a DICOM folder is read as a series."""
-    import SimpleITK as sitk
-
-    from .io import SUPPORTED_TEXT, geometry_from_itk, read_image
-
-    file_path = Path(path)
-    if not file_path.exists():
-        raise InputError(f"Image not found: '{file_path}'.")
-    if file_path.is_dir():
-        return read_image(file_path).geometry
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(file_path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise InputError(f"Could not read '{file_path}' as an image ({reason}). The file may be damaged, "
-                         f"incomplete, or not an image; supported: {SUPPORTED_TEXT}.") from error
-    if reader.GetDimension() != 3:
-        raise InputError(f"'{file_path.name}' is a {reader.GetDimension()}-D image; a 3-D volume is needed.")
-    if reader.GetNumberOfComponents() != 1:
-        raise InputError(f"'{file_path.name}' has {reader.GetNumberOfComponents()} values per voxel (a colour or "
-                         f"vector image); a CT with one value per voxel is needed.")
-    return geometry_from_itk(reader)
-
-
 def _load_time_point(job: PatientJob, label: str, segmentation: str, image: str | None, need_voxels: bool):
     """The segmentation, checked against its CT when given; the CT itself only when ``need_voxels``."""
     from .geometry import reference_grid_warnings
-    from .io import read_image, read_segmentation
+    from .io import read_image, read_image_geometry, read_segmentation
 
     try:
         volume = (job.read_segmentation or read_segmentation)(segmentation)

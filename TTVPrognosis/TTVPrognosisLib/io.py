@@ -93,20 +93,47 @@ def geometry_from_itk(image) -> Geometry:
                                                   image.GetSize()[::-1])
 
 
+def _unreadable(file_path: Path, error: RuntimeError) -> InputError:
+    """ITK's long message cut to its last line, with what the user can check."""
+    reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
+    return InputError(f"Could not read '{file_path}' as an image ({reason}). The file may be damaged, "
+                      f"incomplete, or not an image; supported: {SUPPORTED_TEXT}.")
+
+
+def _require_3d(file_path: Path, dimension: int) -> None:
+    if dimension != 3:
+        raise InputError(f"'{file_path.name}' is a {dimension}-D image; a 3-D volume is needed.")
+
+
 def _read_itk_image(file_path: Path):
     import SimpleITK as sitk
 
     try:
-        if file_path.is_dir():
-            return _read_dicom_series(file_path)
-        image = sitk.ReadImage(str(file_path))
+        image = _read_dicom_series(file_path) if file_path.is_dir() else sitk.ReadImage(str(file_path))
     except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise InputError(f"Could not read '{file_path}' as an image ({reason}). The file may be damaged, "
-                         f"incomplete, or not an image; supported: {SUPPORTED_TEXT}.") from error
-    if image.GetDimension() != 3:
-        raise InputError(f"'{file_path.name}' is a {image.GetDimension()}-D image; a 3-D volume is needed.")
+        raise _unreadable(file_path, error) from error
+    _require_3d(file_path, image.GetDimension())
     return image
+
+
+def read_image_geometry(path: str | os.PathLike) -> Geometry:
+    """Grid of a CT from its file header only (no voxels are read); a DICOM folder is read as a series."""
+    import SimpleITK as sitk
+
+    file_path = _existing_path(path)
+    if file_path.is_dir():
+        return read_image(file_path).geometry
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(file_path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise _unreadable(file_path, error) from error
+    _require_3d(file_path, reader.GetDimension())
+    if reader.GetNumberOfComponents() != 1:
+        raise InputError(f"'{file_path.name}' has {reader.GetNumberOfComponents()} values per voxel (a colour or "
+                         f"vector image); a CT with one value per voxel is needed.")
+    return geometry_from_itk(reader)
 
 
 def _read_dicom_series(folder: Path):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import vtk
 
+from . import report
 from .volumetry import Measurement
 
 LESION_HEADERS = ("Time point", "Lesion", "Volume (mL)", "Max diameter (mm)", "Longest axial diameter (mm)",
@@ -40,87 +41,26 @@ def lesion_table_rows(measurement: Measurement, time_point: str = "Baseline") ->
              *(round(value, 1) for value in lesion.centroid_ras)] for lesion in measurement.lesions]
 
 
-def _number(value: float | None, digits: int) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def summary_rows(baseline: Measurement, followup: Measurement | None = None) -> list[list[str]]:
-    """Measure, baseline value, follow-up value (when given) and change, as text."""
-    def row(label: str, value, digits: int) -> list[str]:
-        cells = [label, _number(value(baseline), digits)]
-        if followup is not None:
-            before, after = value(baseline), value(followup)
-            change = "" if before is None or after is None else f"{after - before:+.{digits}f}"
-            cells += [_number(after, digits), change]
-        return cells
-
-    rows = [row("TTV (mL)", lambda m: m.ttv_ml, 2), row("Lesions", lambda m: m.lesion_count, 0),
-            row("Largest diameter (mm)", lambda m: m.largest_diameter_mm, 1),
-            row("Longest axial diameter (mm)", lambda m: m.largest_axial_diameter_mm, 1),
-            row("Liver volume (mL)", lambda m: m.liver_volume_ml, 1)]
-    if followup is not None and baseline.ttv_ml > 0:
-        rows.append(["TTV change (%)", "", "", f"{(followup.ttv_ml - baseline.ttv_ml) / baseline.ttv_ml * 100:+.1f}"])
-    return rows
-
-
 def write_result_tables(result, summary_table_node, lesion_table_node) -> None:
     """Fill the summary and lesion tables from a Measurement or a Comparison (baseline and follow-up)."""
     baseline = getattr(result, "baseline", result)
     followup = getattr(result, "followup", None)
     headers = ["Measure", "Baseline"] + (["Follow-up", "Change"] if followup is not None else [])
-    fill_table(summary_table_node, headers, summary_rows(baseline, followup))
+    fill_table(summary_table_node, headers, report.summary_rows(baseline, followup))
     rows = lesion_table_rows(baseline, "Baseline")
     if followup is not None:
         rows += lesion_table_rows(followup, "Follow-up")
     fill_table(lesion_table_node, LESION_HEADERS, rows)
 
 
-def _text(value, digits: int = 1, suffix: str = "") -> str:
-    return "" if value is None else f"{value:.{digits}f}{suffix}"
-
-
-def response_rows(comparison) -> list[list[str]]:
-    """TTV change, RECIST 1.1 and TBS side by side (the study's point: they can disagree)."""
-    relative = comparison.relative_change_percent
-    rows = [["TTV (mL)", _text(comparison.baseline.ttv_ml, 2), _text(comparison.followup.ttv_ml, 2),
-             f"{comparison.absolute_change_ml:+.2f} mL" + (f" ({relative:+.1f} %)" if relative is not None else "")]]
-    recist = comparison.recist
-    if recist is not None:
-        rows.append(["RECIST 1.1 sum of diameters (mm)", _text(recist.baseline_sum_mm), _text(recist.followup_sum_mm),
-                     f"{recist.response}" + (f" ({recist.percent_change:+.1f} %)"
-                                             if recist.percent_change is not None else "")])
-        rows.append(["RECIST new lesions", "", str(len(recist.new_lesions)), ""])
-    tbs = comparison.tbs
-    if tbs is not None:
-        rows.append(["Tumour Burden Score", f"{tbs.baseline.score:.2f} (zone {tbs.baseline.zone})",
-                     f"{tbs.followup.score:.2f} (zone {tbs.followup.zone})", f"{tbs.change:+.2f}"])
-    return rows
-
-
-MATCHED_HEADERS = ("Baseline lesion", "Follow-up lesion", "Baseline volume (mL)", "Follow-up volume (mL)",
-                   "Volume change (%)", "Baseline axial diameter (mm)", "Follow-up axial diameter (mm)", "Status",
-                   "RECIST role")
-MATCHED_KEYS = ("baseline_lesion", "followup_lesion", "baseline_volume_ml", "followup_volume_ml",
-                "volume_change_percent", "baseline_diameter_mm", "followup_diameter_mm", "status", "recist_role")
-
-
 def write_response_tables(comparison, response_table_node, matched_table_node) -> None:
-    """TTV change / RECIST / TBS table and the matched-lesion table (baseline lesion, follow-up lesion...)."""
-    fill_table(response_table_node, ("Measure", "Baseline", "Follow-up", "Change / category"),
-               response_rows(comparison))
-    rows = [[_text(row[key], 2) if isinstance(row[key], float) else ("" if row[key] is None else str(row[key]))
-             for key in MATCHED_KEYS] for row in comparison.lesion_table()]
-    fill_table(matched_table_node, MATCHED_HEADERS, rows)
-
-
-def survival_rows(section: dict) -> list[list[str]]:
-    """Overall survival with 95 % band at the model's times (e.g. 2, 3 and 5 years)."""
-    return [[f"{point['months']:.0f}", f"{point['probability'] * 100:.0f} %",
-             f"{point['ci95'][0] * 100:.0f}-{point['ci95'][1] * 100:.0f} %"] for point in section["overall_survival"]]
+    """TTV change / RECIST / TBS table and the matched-lesion table (the same rows as the CLI prints)."""
+    fill_table(response_table_node, report.RESPONSE_HEADERS, report.response_rows(comparison))
+    fill_table(matched_table_node, report.MATCHED_HEADERS, report.matched_lesion_rows(comparison))
 
 
 def write_survival_table(section: dict, table_node) -> None:
-    fill_table(table_node, ("Months", "Overall survival", "95 % band"), survival_rows(section))
+    fill_table(table_node, report.SURVIVAL_HEADERS, report.survival_rows(section))
 
 
 def write_survival_chart(curves: dict[str, tuple[Sequence[float], Sequence[float]]], table_node, chart_node,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from .prognosis import OverallSurvivalPrediction, SurvivalModel, prognosis_section
 from .recist import RecistAssessment
 from .registration import FAILED, SKIPPED, UNAVAILABLE, RegistrationResult, rotation_angle_deg
-from .response import Comparison
+from .response import Comparison, relative_change_percent
 from .volumetry import Measurement
 
 
@@ -73,20 +73,31 @@ def format_measurement(result: Measurement) -> str:
     return "\n".join(lines)
 
 
+def summary_rows(baseline: Measurement, followup: Measurement | None = None) -> list[list[str]]:
+    """Measure, baseline value, and (with a follow-up) follow-up value and change, as text cells."""
+    def row(label: str, value, digits: int) -> list[str]:
+        before = value(baseline)
+        cells = [label, _number(before, digits)]
+        if followup is not None:
+            after = value(followup)
+            change = "" if before is None or after is None else f"{after - before:+.{digits}f}"
+            cells += [_number(after, digits), change]
+        return cells
+
+    rows = [row("TTV (mL)", lambda m: m.ttv_ml, 2), row("Lesions", lambda m: m.lesion_count, 0),
+            row("Largest diameter (mm)", lambda m: m.largest_diameter_mm, 1),
+            row("Longest axial diameter (mm)", lambda m: m.largest_axial_diameter_mm, 1),
+            row("Liver volume (mL)", lambda m: m.liver_volume_ml, 1)]
+    relative = None if followup is None else relative_change_percent(baseline.ttv_ml, followup.ttv_ml)
+    if relative is not None:
+        rows[0][3] += f" ({relative:+.1f} %)"
+    return rows
+
+
 def format_comparison(comparison: Comparison) -> str:
     """The compare command's human-readable output."""
     baseline, followup = comparison.baseline, comparison.followup
-    relative = comparison.relative_change_percent
-    change = f"{comparison.absolute_change_ml:+.2f}" + (f" ({relative:+.1f} %)" if relative is not None else "")
-    rows = [
-        ["TTV (mL)", f"{baseline.ttv_ml:.2f}", f"{followup.ttv_ml:.2f}", change],
-        ["Lesions", str(baseline.lesion_count), str(followup.lesion_count),
-         f"{followup.lesion_count - baseline.lesion_count:+d}"],
-        ["Largest diameter (mm)", _number(baseline.largest_diameter_mm), _number(followup.largest_diameter_mm), ""],
-        ["Longest axial diameter (mm)", _number(baseline.largest_axial_diameter_mm),
-         _number(followup.largest_axial_diameter_mm), ""],
-        ["Liver volume (mL)", _number(baseline.liver_volume_ml), _number(followup.liver_volume_ml), ""],
-    ]
+    rows = summary_rows(baseline, followup)
     lines = [f"Baseline:  {baseline.source}", f"Follow-up: {followup.source}"]
     if comparison.registration is not None:
         lines.append(f"Registration: {format_registration(comparison.registration)}")
@@ -120,8 +131,11 @@ def format_registration(registration: RegistrationResult) -> str:
             f"{shift:.1f} mm" + (f" ({', '.join(checks)})" if checks else ""))
 
 
-def format_response_table(comparison: Comparison) -> str:
-    """TTV change, RECIST sum of diameters and TBS in one table, each with its verdict."""
+RESPONSE_HEADERS = ("Measure", "Baseline", "Follow-up", "Change", "Category")
+
+
+def response_rows(comparison: Comparison) -> list[list[str]]:
+    """TTV change, RECIST sum of diameters and TBS side by side, each with its verdict (they can disagree)."""
     recist, tbs = comparison.recist, comparison.tbs
     relative = comparison.relative_change_percent
     ttv_change = f"{comparison.absolute_change_ml:+.2f}" + (f" ({relative:+.1f} %)" if relative is not None else "")
@@ -130,7 +144,7 @@ def format_response_table(comparison: Comparison) -> str:
                       f"{recist.absolute_change_mm:+.1f} ({recist.percent_change:+.1f} %)", recist.response]
     else:
         recist_row = ["RECIST (no measurable lesion)", "-", "-", "", recist.response]
-    rows = [
+    return [
         ["TTV (mL)", f"{comparison.baseline.ttv_ml:.2f}", f"{comparison.followup.ttv_ml:.2f}", ttv_change,
          "study measure (continuous)"],
         recist_row,
@@ -138,7 +152,10 @@ def format_response_table(comparison: Comparison) -> str:
          f"{tbs.followup.score:.2f} (zone {tbs.followup.zone})", f"{tbs.change:+.2f}",
          f"zone {tbs.baseline.zone} -> zone {tbs.followup.zone}"],
     ]
-    return table(["", "Baseline", "Follow-up", "Change", "Category"], rows)
+
+
+def format_response_table(comparison: Comparison) -> str:
+    return table(["", *RESPONSE_HEADERS[1:]], response_rows(comparison))
 
 
 def format_recist(recist: RecistAssessment) -> str:
@@ -158,20 +175,29 @@ def format_recist(recist: RecistAssessment) -> str:
     return "\n".join(lines)
 
 
-def format_lesion_table(comparison: Comparison) -> str:
-    """The matched-lesion table (same rows as ``Comparison.lesion_table`` for the panel)."""
-    matching = comparison.lesion_matching
-    if not comparison.lesion_table():
-        return "Matched lesions: no lesion at either time point"
-    rows = [[row["baseline_lesion"] or "-", row["followup_lesion"] or "-", _number(row["baseline_volume_ml"], 2),
+MATCHED_HEADERS = ("Baseline lesion", "Follow-up lesion", "Baseline volume (mL)", "Follow-up volume (mL)",
+                   "Volume change", "Baseline axial diameter (mm)", "Follow-up axial diameter (mm)", "Status",
+                   "RECIST role")
+
+
+def matched_lesion_rows(comparison: Comparison) -> list[list[str]]:
+    """One row per matched group, new or disappeared lesion (``Comparison.lesion_table`` as text)."""
+    return [[row["baseline_lesion"] or "-", row["followup_lesion"] or "-", _number(row["baseline_volume_ml"], 2),
              _number(row["followup_volume_ml"], 2), _number(row["volume_change_percent"], 0, " %"),
              _number(row["baseline_diameter_mm"]), _number(row["followup_diameter_mm"]), row["status"],
              row["recist_role"]] for row in comparison.lesion_table()]
+
+
+def format_lesion_table(comparison: Comparison) -> str:
+    """The matched-lesion table, with the frame the lesions were matched in."""
+    matching = comparison.lesion_matching
+    if not comparison.lesion_table():
+        return "Matched lesions: no lesion at either time point"
     frame = "baseline frame after registration" if matching.registered else "unregistered (scanner coordinates)"
     return "\n".join([f"Matched lesions ({frame}; lesion 1 = largest at each time point; axial = longest axial "
                       f"diameter)",
                       table(["Baseline", "Follow-up", "Vol B mL", "Vol F mL", "Vol change", "Axial B mm",
-                             "Axial F mm", "Status", "RECIST"], rows)])
+                             "Axial F mm", "Status", "RECIST"], matched_lesion_rows(comparison))])
 
 
 def comparison_document(comparison: Comparison, model: SurvivalModel | None = None) -> dict:
@@ -181,15 +207,21 @@ def comparison_document(comparison: Comparison, model: SurvivalModel | None = No
     return document
 
 
+SURVIVAL_HEADERS = ("Months", "Overall survival", "95 % band")
+
+
+def survival_rows(section: dict) -> list[list[str]]:
+    """Overall survival with its 95 % band at the model's times (e.g. yearly from 2 years)."""
+    return [[f"{point['months']:.0f}", f"{point['probability'] * 100:.0f} %",
+             f"{point['ci95'][0] * 100:.0f}-{point['ci95'][1] * 100:.0f} %"] for point in section["overall_survival"]]
+
+
 def format_prognosis(section: dict) -> str:
     """Survival table of a prognosis section, with its model, time origin and limits."""
     lines = [f"Prognosis (model {section['model_id']}; {section['intended_use']})"]
     if section["overall_survival"]:
-        rows = [[f"{point['months']:.0f}", f"{point['probability'] * 100:.0f} %",
-                 f"{point['ci95'][0] * 100:.0f}-{point['ci95'][1] * 100:.0f} %"]
-                for point in section["overall_survival"]]
         lines += [f"Overall survival from {section['time_origin']} at baseline TTV {section['baseline_ttv_ml']:.1f} mL",
-                  table(["Months", "Survival", "95 % band"], rows)]
+                  table(SURVIVAL_HEADERS, survival_rows(section))]
     lines += [f"Not available: {error}" for error in section.get("errors", [])]
     return "\n".join(lines)
 

@@ -25,12 +25,10 @@ counts and sizes), not to measurements from a segmentation.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import InputError
+from .errors import InputError, non_negative_number, whole_number
 from .tumour_burden import tumour_burden_score
 
 FONG_CITATION = ("Fong Y, et al. Clinical score for predicting recurrence after hepatic resection for "
@@ -194,21 +192,11 @@ def _optional_bool(value: Any, name: str) -> bool | None:
 
 
 def _optional_non_negative(value: Any, name: str) -> float | None:
-    return None if value is None else _non_negative(value, name)
-
-
-def _non_negative(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise InputError(f"{name} must be a finite number, got {value!r}.")
-    if value < 0:
-        raise InputError(f"{name} cannot be negative, got {value!r}.")
-    return float(value)
+    return None if value is None else non_negative_number(value, name)
 
 
 def _lesion_count(value: Any) -> int:
-    whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
-        raise InputError(f"Number of liver lesions must be a whole number, got {value!r}.")
-    if value < 1:
+    count = whole_number(value, "Number of liver lesions")
+    if count < 1:
         raise InputError("The scores need at least one liver lesion; none was measured.")
-    return int(value)
+    return count

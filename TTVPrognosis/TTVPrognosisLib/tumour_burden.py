@@ -17,11 +17,10 @@ lesion at all (e.g. a complete response) TBS is 0.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, non_negative_number, whole_number
 
 TBS_CITATION = ("Sasaki K, et al. The Tumor Burden Score: a new \"metro-ticket\" prognostic tool for colorectal "
                 "liver metastases based on tumor size and number of tumors. Ann Surg 2018;267(1):132-141. "
@@ -34,7 +33,7 @@ ZONE_LABELS = {1: "zone 1 (TBS < 3)", 2: "zone 2 (3 <= TBS < 9)", 3: "zone 3 (TB
 def tumour_burden_score(lesion_count: int, largest_diameter_mm: float) -> float:
     """TBS = sqrt((largest diameter in cm)^2 + (number of lesions)^2); 0 lesions of 0 mm give 0."""
     count = _lesion_count(lesion_count)
-    diameter_cm = _non_negative(largest_diameter_mm, "Largest lesion diameter (mm)") / 10.0
+    diameter_cm = non_negative_number(largest_diameter_mm, "Largest lesion diameter (mm)") / 10.0
     if count == 0 and diameter_cm > 0:
         raise InputError(f"A largest lesion diameter of {largest_diameter_mm} mm was given with no lesion.")
     return math.hypot(diameter_cm, count)
@@ -42,7 +41,7 @@ def tumour_burden_score(lesion_count: int, largest_diameter_mm: float) -> float:
 
 def tbs_zone(score: float) -> int:
     """Sasaki's zone of a TBS value: 1 (< 3), 2 (3 to < 9) or 3 (>= 9)."""
-    value = _non_negative(score, "Tumour burden score")
+    value = non_negative_number(score, "Tumour burden score")
     if value >= ZONE_3_FROM:
         return 3
     return 2 if value >= ZONE_2_FROM else 1
@@ -77,21 +76,11 @@ def tumour_burden(lesion_count: int, largest_diameter_mm: float | None) -> Tumou
     return TumourBurden(score, tbs_zone(score), count, float(largest_diameter_mm))
 
 
-def _non_negative(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise InputError(f"{name} must be a finite number, got {value!r}.")
-    if value < 0:
-        raise InputError(f"{name} cannot be negative, got {value!r}.")
-    return float(value)
-
-
 def _lesion_count(value: Any) -> int:
-    whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
-        raise InputError(f"Number of liver lesions must be a whole number, got {value!r}.")
-    if value < 0:
+    count = whole_number(value, "Number of liver lesions")
+    if count < 0:
         raise InputError(f"Number of liver lesions cannot be negative, got {value!r}.")
-    return int(value)
+    return count
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ def test_response_table_puts_ttv_recist_and_tbs_side_by_side(comparison, scene):
     mrml_results.write_response_tables(comparison, response, matched)
     rows = {row[0]: row for row in cells(response)}
     assert rows["TTV (mL)"][3].startswith(f"{comparison.absolute_change_ml:+.2f}")
-    assert rows["RECIST 1.1 sum of diameters (mm)"][3].startswith(comparison.recist.response)
-    assert rows["Tumour Burden Score"][1].startswith(f"{comparison.tbs.baseline.score:.2f}")
+    assert rows["RECIST sum of diameters (mm)"][4] == comparison.recist.response
+    assert rows["Tumour burden score"][1].startswith(f"{comparison.tbs.baseline.score:.2f}")
     statuses = [row[7] for row in cells(matched)]
     assert statuses.count("disappeared") == 1 and statuses.count("matched") == 4
     assert matched.GetNumberOfRows() == len(comparison.lesion_table())
