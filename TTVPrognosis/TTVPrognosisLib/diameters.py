@@ -22,7 +22,15 @@ def farthest_distance_mm(points_mm: np.ndarray) -> float:
     """Largest distance between two of the points (0 for fewer than two)."""
     if len(points_mm) < 2:
         return 0.0
-    return float(pdist(hull_vertices(points_mm)).max())
+    return _largest_pairwise_distance(hull_vertices(points_mm))
+
+
+def _largest_pairwise_distance(points: np.ndarray) -> float:
+    """Brute force over all pairs; small sets by broadcasting (pdist's call overhead is larger than the work)."""
+    if len(points) <= BRUTE_FORCE_POINTS:
+        differences = points[:, None, :] - points[None, :, :]
+        return float(np.sqrt(np.einsum("ijk,ijk->ij", differences, differences).max()))
+    return float(pdist(points).max())
 
 
 def hull_vertices(points: np.ndarray) -> np.ndarray:
@@ -72,7 +80,7 @@ def lesion_diameters_mm(mask_kji: np.ndarray, start_kji: np.ndarray, geometry: G
         plane_vertices = ends_mm[rows[_plane_hull_indices(ends[rows, 1:])]]
         candidates.append(plane_vertices)
         if len(plane_vertices) > 1:
-            longest_axial = max(longest_axial, float(pdist(plane_vertices).max()))
+            longest_axial = max(longest_axial, _largest_pairwise_distance(plane_vertices))
     return farthest_distance_mm(np.concatenate(candidates)), longest_axial
 
 

@@ -9,7 +9,7 @@ one pass over its voxels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -69,6 +69,15 @@ class LesionLabels:
 
 
 @dataclass
+class LiverMask:
+    """The union of the liver segments on its bounding box: what registering the liver masks needs."""
+
+    mask: np.ndarray  # bool, (k, j, i)
+    start_kji: tuple[int, int, int]
+    geometry: Geometry  # the whole grid
+
+
+@dataclass
 class Measurement:
     """Everything "Compute TTV" reports for one segmentation."""
 
@@ -86,6 +95,7 @@ class Measurement:
     source: str = ""
     warnings: list[str] = field(default_factory=list)
     lesion_labels: LesionLabels | None = field(default=None, repr=False, compare=False)
+    liver_mask: LiverMask | None = field(default=None, repr=False, compare=False)
 
     @property
     def unverified_lesion_segments(self) -> list[str]:
@@ -93,7 +103,8 @@ class Measurement:
 
     def to_dict(self) -> dict:
         """JSON-ready document (the CLI's ``measure --json`` output)."""
-        document = {key: value for key, value in asdict(self).items() if key != "lesion_labels"}
+        kept = replace(self, lesion_labels=None, liver_mask=None)  # voxel arrays are not copied, nor written
+        document = {key: value for key, value in asdict(kept).items() if key not in ("lesion_labels", "liver_mask")}
         document["lesions"] = [lesion.to_dict() for lesion in self.lesions]
         document["segments"] = [segment.to_dict() for segment in self.segments]
         return document
@@ -103,17 +114,19 @@ Box = tuple[slice, slice, slice]
 
 
 def nonzero_box(array: np.ndarray) -> Box | None:
-    """Bounding box of the non-zero voxels, narrowed axis by axis (max-reductions are cheap passes)."""
-    box = []
-    crop = array
-    for axis in range(3):
-        other_axes = tuple(other for other in range(3) if other != axis)
-        occupied = np.flatnonzero(crop.max(axis=other_axes))
-        if occupied.size == 0:
-            return None
-        box.append(slice(int(occupied[0]), int(occupied[-1]) + 1))
-        crop = array[tuple(box)]
-    return tuple(box)
+    """Bounding box of the non-zero voxels in two passes: the occupied slices, then their maximum projection.
+
+    Reductions over the last axes of a whole volume are the costly ones, so the in-slice extent comes from
+    the element-wise maximum of the occupied slices (a fast, vectorised pass) instead.
+    """
+    slices = np.flatnonzero(array.max(axis=(1, 2))) if array.size else np.empty(0, dtype=int)
+    if slices.size == 0:
+        return None
+    first, last = int(slices[0]), int(slices[-1]) + 1
+    projection = array[first:last].max(axis=0)
+    rows = np.flatnonzero(projection.max(axis=1))
+    columns = np.flatnonzero(projection.max(axis=0))
+    return slice(first, last), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
 
 
 def union_box(boxes: Sequence[Box | None]) -> Box | None:
@@ -150,6 +163,8 @@ class _LayerScan:
         if box is None:
             return cls(None, {})
         crop = layer[box]
+        if crop.dtype == bool or (crop.max() == 1 and (crop.dtype.kind == "u" or crop.min() >= 0)):
+            return cls(box, {1: int(np.count_nonzero(crop))})  # one label (e.g. a liver layer): one pass
         labelled = crop[crop != 0]
         if labelled.max() <= 65535:
             counts = np.bincount(labelled)
@@ -180,11 +195,12 @@ def total_tumor_volume_ml(volume: LabelVolume, exclude: Sequence[str] = (), live
 
 
 def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
-            keep_labels: bool = False) -> Measurement:
+            keep_labels: bool = False, keep_liver_mask: bool = False) -> Measurement:
     """Measure TTV, lesions, diameters, segment and liver volumes of ``volume`` (which is not changed).
 
     ``exclude``/``liver`` name segments (by name, ID or label value) to leave out or to treat as liver.
-    ``keep_labels`` keeps the lesion label array (for lesion matching and display).
+    ``keep_labels`` keeps the lesion label array (for lesion matching and display), ``keep_liver_mask`` the
+    liver mask (for registration).
     """
     volume, warnings = with_roles(volume, exclude=exclude, liver=liver)
     warnings = list(volume.warnings) + warnings
@@ -196,9 +212,17 @@ def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[st
     _warn_unassigned_labels(volume, scans, warnings)
     liver_segments = volume.segments_with_role(ROLE_LIVER)
     liver_ml = None
-    if liver_segments:
-        _, liver_mask = _union_mask(volume, liver_segments, scans)
+    kept_liver = None
+    if liver_segments and not keep_liver_mask and len({segment.layer for segment in liver_segments}) == 1:
+        # Segments of one layer never overlap: the liver's voxels are its label counts, no mask needed.
+        counts = scans[liver_segments[0].layer].counts
+        liver_ml = sum(counts.get(value, 0) for value in {segment.label_value for segment in liver_segments}) \
+            * voxel_ml
+    elif liver_segments:
+        liver_box, liver_mask = _union_mask(volume, liver_segments, scans)
         liver_ml = int(np.count_nonzero(liver_mask)) * voxel_ml if liver_mask is not None else 0.0
+        if keep_liver_mask and liver_mask is not None:
+            kept_liver = LiverMask(liver_mask, tuple(part.start for part in liver_box), geometry)
 
     lesion_segments = volume.segments_with_role(ROLE_LESION)
     unverified = [segment.name for segment in lesion_segments if segment.tags.get(VERIFIED_TAG, "").strip() == "0"]
@@ -228,6 +252,7 @@ def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[st
         source=volume.source,
         warnings=warnings,
         lesion_labels=labels if keep_labels else None,
+        liver_mask=kept_liver,
     )
 
 

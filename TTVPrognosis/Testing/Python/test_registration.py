@@ -1,7 +1,9 @@
 """Registration: recovers a known rigid motion, and detects failure (unrelated images) instead of guessing.
 
 A failed registration must be reported with its reasons, fall back to the identity (unregistered
-matching), and warn; it must never hand matching a wrong transform silently.
+matching), and warn; it must never hand matching a wrong transform silently. The fast liver-mask path
+(coarse blocks, moments start, shortcut) must agree with the full fit on a fine grid, and every path must
+give the same numbers on every run (a resumed batch must equal an uninterrupted one).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import pytest
 from test_matching import LESIONS, SCANNER_FROM_PATIENT, moved_pair, rigid_ras  # noqa: F401 (fixture)
 
 from TTVPrognosisLib import cli
-from TTVPrognosisLib.demo_data import axis_aligned_geometry, demo_time_point, ellipsoid_mask, write_demo_case
+from TTVPrognosisLib.demo_data import (
+    LIVER_CENTRE_RAS,
+    LIVER_RADII_MM,
+    axis_aligned_geometry,
+    demo_time_point,
+    ellipsoid_mask,
+    write_demo_case,
+)
 from TTVPrognosisLib.errors import InputError
 from TTVPrognosisLib.geometry import Geometry
 from TTVPrognosisLib.io import ImageVolume
@@ -21,10 +30,12 @@ from TTVPrognosisLib.pipeline import compare_volumes, liver_mask
 from TTVPrognosisLib.registration import (
     FAILED,
     REGISTERED,
+    SHORTCUT_OVERLAP,
     SKIPPED,
     UNAVAILABLE,
     register_followup,
     register_images,
+    register_masks,
     rotation_angle_deg,
     transform_problems,
 )
@@ -38,6 +49,13 @@ def registration_error_mm(result) -> float:
     matrix = result.followup_to_baseline_ras
     back = in_followup_scanner @ matrix[:3, :3].T + matrix[:3, 3]
     return float(np.linalg.norm(back - CENTRES, axis=1).max())
+
+
+def disagreement_mm(first, second, points=CENTRES) -> float:
+    """Largest distance between where two follow-up-to-baseline maps send the same points."""
+    one, two = first.followup_to_baseline_ras, second.followup_to_baseline_ras
+    return float(np.linalg.norm(points @ one[:3, :3].T + one[:3, 3] - (points @ two[:3, :3].T + two[:3, 3]),
+                                axis=1).max())
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +82,62 @@ def test_ct_registration_recovers_the_known_motion(moved_pair, livers, use_liver
 def test_liver_masks_are_registered_when_there_are_no_cts(livers):
     result = register_followup(None, None, *livers)
     assert result.status == REGISTERED and result.method == "liver masks"
-    assert registration_error_mm(result) < 5.0  # masks constrain rotation less than CT texture does
-    assert result.diagnostics["liver_dice"] > 0.9
+    assert registration_error_mm(result) < 1.0  # 0.1 mm: the ellipsoidal liver's shape pins the rotation here
+    assert result.diagnostics["liver_dice"] > 0.95 and not result.diagnostics["shortcut"]
+    assert result.diagnostics["iterations"] <= 10 and result.diagnostics["seconds"] < 2
+    affine = register_followup(None, None, *livers, mode="affine")
+    assert affine.status == REGISTERED and registration_error_mm(affine) < 1.5  # 0.4 mm when written
+    json.dumps(affine.to_dict())
+
+
+def test_fast_liver_registration_agrees_with_the_full_fit(livers):
+    """12 degrees and 56 mm apart, on different grids: 5 mm blocks and a moments start (the default) against the
+    fit on 2 mm blocks that always optimises; both against the truth."""
+    fast = register_masks(*livers)
+    full = register_masks(*livers, spacing_mm=2.0, shortcut=False)
+    assert fast.status == full.status == REGISTERED
+    assert min(fast.diagnostics["working_spacing_mm"]) >= 4.0 and max(full.diagnostics["working_spacing_mm"]) <= 3.0
+    assert disagreement_mm(fast, full) < 1.0  # at the lesions; 0.02 mm when written
+    assert registration_error_mm(full) < 1.0
+    assert not fast.diagnostics["shortcut"] and fast.diagnostics["start_overlap"] < SHORTCUT_OVERLAP
+
+
+def whole_voxel_shift(mask: ImageVolume, shift_ijk) -> tuple[ImageVolume, np.ndarray]:
+    """The same mask moved by whole voxels in the scanner; and the true follow-up-to-baseline matrix."""
+    moved = np.eye(4)
+    moved[:3, 3] = mask.geometry.ijk_to_ras[:3, :3] @ np.asarray(shift_ijk, dtype=float)
+    return ImageVolume(mask.voxels, Geometry(moved @ mask.geometry.ijk_to_ras, mask.geometry.shape_kji)), \
+        np.linalg.inv(moved)
+
+
+def test_shortcut_only_for_the_same_liver_and_then_agrees_with_the_fit(livers):
+    baseline = livers[0]
+    followup, truth = whole_voxel_shift(baseline, (7, -4, 3))  # e.g. a segmentation copied to the follow-up
+    quick = register_masks(baseline, followup)
+    full = register_masks(baseline, followup, spacing_mm=2.0, shortcut=False)
+    assert quick.diagnostics["shortcut"] and quick.diagnostics["iterations"] == 0
+    assert quick.status == REGISTERED and quick.diagnostics["liver_dice"] == 1.0
+    assert np.allclose(quick.followup_to_baseline_ras, truth, atol=1e-6)  # a translation, exactly
+    assert disagreement_mm(quick, full) < 0.1 and not full.diagnostics["shortcut"]
+    # The same liver turned by 1 degree (drawn again on the baseline grid) is no longer "almost perfect".
+    grid = baseline.geometry
+    turned = Geometry(np.linalg.inv(rigid_ras((0.0, 0.0, 1.0), (0.0, 0.0, 0.0))) @ grid.ijk_to_ras, grid.shape_kji)
+    drawn = ImageVolume(ellipsoid_mask(turned, LIVER_CENTRE_RAS, LIVER_RADII_MM), grid)
+    again = register_masks(baseline, drawn)
+    assert not again.diagnostics["shortcut"] and again.diagnostics["start_overlap"] < SHORTCUT_OVERLAP
+    assert disagreement_mm(again, register_masks(baseline, drawn, spacing_mm=2.0, shortcut=False)) < 1.0
+    assert rotation_angle_deg(again.followup_to_baseline_ras) == pytest.approx(1.0, abs=0.3)
+
+
+def test_registration_gives_the_same_numbers_every_time(moved_pair, livers):  # noqa: F811
+    (baseline_ct, _), (followup_ct, _) = moved_pair
+    for register in (lambda: register_images(baseline_ct, followup_ct, *livers),
+                     lambda: register_images(baseline_ct, followup_ct),
+                     lambda: register_masks(*livers, mode="affine")):
+        first, second = register(), register()
+        assert first.status == REGISTERED
+        assert np.array_equal(first.followup_to_baseline_ras, second.followup_to_baseline_ras)
+        assert first.metric_value == second.metric_value
 
 
 def unrelated_images() -> dict[str, ImageVolume]:

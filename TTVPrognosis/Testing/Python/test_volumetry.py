@@ -283,3 +283,31 @@ def test_nonzero_box_is_tight():
     box = nonzero_box(array)
     assert box == (slice(2, 7), slice(1, 6), slice(3, 5))
     assert nonzero_box(np.zeros((3, 3, 3), dtype=np.uint8)) is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nonzero_box_matches_the_voxels_on_views_and_label_values(seed):
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((12, 30, 25), dtype=np.uint16)
+    points = rng.integers(0, labels.shape, size=(rng.integers(1, 6), 3))
+    labels[tuple(points.T)] = rng.integers(1, 3000, size=len(points))
+    for array in (labels, labels.transpose(2, 0, 1), labels[::2, 1:, ::-1]):  # views in other memory orders
+        occupied = np.argwhere(array)
+        expected = None if occupied.size == 0 else tuple(
+            slice(int(low), int(high) + 1) for low, high in zip(occupied.min(axis=0), occupied.max(axis=0)))
+        assert nonzero_box(array) == expected
+
+
+def test_liver_volume_from_label_counts_equals_the_liver_mask():
+    """Liver segments of one layer are counted without building their mask, unless registration needs it."""
+    geometry = oblique_geometry()
+    labels = np.zeros(geometry.shape_kji, dtype=np.uint8)
+    labels[0:30, 0:40, 0:40] = 1
+    labels[0:30, 40:50, 0:40] = 3
+    labels[5:10, 5:10, 5:10] = 2
+    volume = single_layer(labels, geometry, {1: "Liver 1", 2: "Metastasis", 3: "Liver 2"})
+    counted, masked = measure(volume), measure(volume, keep_liver_mask=True)
+    assert counted.liver_volume_ml == masked.liver_volume_ml == pytest.approx(
+        (30 * 50 * 40 - 125) * geometry.voxel_volume_ml)
+    assert counted.liver_mask is None
+    assert masked.liver_mask.start_kji == (0, 0, 0) and masked.liver_mask.mask.sum() == 30 * 50 * 40 - 125
