@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .allocator import reuse_freed_memory
 from .errors import InputError
 
 EXIT_INPUT_ERROR = 1
@@ -357,6 +358,7 @@ def _attach_negative_values(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
+    reuse_freed_memory()  # a short-lived process: keeping freed memory makes reading 3x faster (allocator.py)
     try:
         return args.handler(args)
     except InputError as error:

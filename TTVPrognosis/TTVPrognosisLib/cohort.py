@@ -311,25 +311,14 @@ def _survival_model():
     return _MODEL
 
 
-def _load_time_point(job: PatientJob, label: str, segmentation: str, image: str | None, need_voxels: bool):
-    """The segmentation, checked against its CT when given; the CT itself only when ``need_voxels``."""
-    from .geometry import reference_grid_warnings
-    from .io import read_image, read_image_geometry, read_segmentation
+def _load_time_point(job: PatientJob, label: str, segmentation: str, image: str | None, need_image: bool):
+    """:func:`.pipeline.load_time_point` with the job's readers; errors say which time point they concern."""
+    from .pipeline import load_time_point
 
     try:
-        volume = (job.read_segmentation or read_segmentation)(segmentation)
-        ct = None
-        if image:
-            if need_voxels or job.read_image is not None:
-                ct = (job.read_image or read_image)(image)
-                geometry = ct.geometry
-            else:
-                geometry = read_image_geometry(image)
-            volume.warnings.extend(reference_grid_warnings(volume.geometry, geometry, f"Segmentation '{segmentation}'",
-                                                           f"image '{image}'"))
+        return load_time_point(segmentation, image or None, need_image, job.read_segmentation, job.read_image)
     except InputError as error:
         raise InputError(f"{label}: {error}") from error
-    return volume, (ct if need_voxels else None)
 
 
 def patient_document(job: PatientJob) -> dict:
@@ -716,15 +705,19 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
                         cancelled, warnings, (*FIXED_COLUMNS, *manifest.columns))
 
 
-def _ignore_interrupts() -> None:
-    """Worker processes leave Ctrl+C to the parent, which writes what is finished and stops them."""
+def prepare_worker() -> None:
+    """Set up a batch worker process: Ctrl+C is left to the parent (which writes what is finished and stops
+    the workers), and freed memory is kept for the next patient (:mod:`.allocator`)."""
     import signal
 
+    from .allocator import reuse_freed_memory
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reuse_freed_memory()
 
 
 def _process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker)
 
 
 def _run_on_executor(jobs: list, executor, workers: int | None, record: Callable,

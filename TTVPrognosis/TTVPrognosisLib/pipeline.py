@@ -7,14 +7,16 @@ the same checks (reference image geometry) run on every path that starts from fi
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from .geometry import reference_grid_warnings
-from .io import ImageVolume, read_image, read_segmentation
+from .io import ImageVolume, read_image, read_image_geometry, read_segmentation
 from .registration import RIGID, register_followup
 from .response import Comparison, compare
 from .segments import ROLE_LIVER, LabelVolume, names_matching, require_segments_named, with_roles
-from .volumetry import Measurement, measure
+from .volumetry import Measurement, measure, nonzero_box, select_labels, union_box
 
 
 def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None
@@ -23,26 +25,54 @@ def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os
     return load_time_point(segmentation_path, image_path)[0]
 
 
-def load_time_point(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None
-                    ) -> tuple[LabelVolume, ImageVolume | None]:
-    """Read a segmentation and, when given, its CT (checked to belong to the same scan; warnings kept)."""
-    volume = read_segmentation(segmentation_path)
+def load_time_point(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
+                    need_image: bool = True, segmentation_reader: Callable | None = None,
+                    image_reader: Callable | None = None) -> tuple[LabelVolume, ImageVolume | None]:
+    """Read a segmentation and, when given, its CT (checked to belong to the same scan; warnings kept).
+
+    With ``need_image=False`` only the CT's header is read (enough for the check) and None is returned for
+    it, unless a custom ``image_reader`` is given (Slicer's readers read whole volumes). The readers default
+    to :func:`.io.read_segmentation` and :func:`.io.read_image`.
+    """
+    volume = (segmentation_reader or read_segmentation)(segmentation_path)
+    if image_path is None:
+        return volume, None
     image = None
-    if image_path is not None:
-        image = read_image(image_path)
-        volume.warnings.extend(reference_grid_warnings(volume.geometry, image.geometry,
-                                                       f"Segmentation '{segmentation_path}'", f"image '{image_path}'"))
-    return volume, image
+    if need_image or image_reader is not None:
+        image = (image_reader or read_image)(image_path)
+        geometry = image.geometry
+    else:
+        geometry = read_image_geometry(image_path)
+    volume.warnings.extend(reference_grid_warnings(volume.geometry, geometry, f"Segmentation '{segmentation_path}'",
+                                                   f"image '{image_path}'"))
+    return volume, (image if need_image else None)
 
 
 def liver_mask(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> ImageVolume | None:
-    """Union of the liver segments as a boolean image on the segmentation's grid; None without any."""
+    """Union of the liver segments as a boolean image; None without any (or when they are empty).
+
+    The image is the segmentation's grid cropped to the liver's bounding box (its geometry says where), so
+    a whole-abdomen grid is scanned once and never copied whole.
+    """
     volume, _ = with_roles(volume, exclude=exclude, liver=liver)
     segments = volume.segments_with_role(ROLE_LIVER)
     if not segments:
         return None
-    mask = volume.mask(segments)
-    return ImageVolume(mask, volume.geometry, volume.source) if mask.any() else None
+    values_by_layer: dict[int, list[int]] = {}
+    for segment in segments:
+        values_by_layer.setdefault(segment.layer, []).append(segment.label_value)
+    box = union_box([nonzero_box(volume.layers[layer]) for layer in values_by_layer])
+    if box is None:
+        return None
+    mask = np.zeros(tuple(part.stop - part.start for part in box), dtype=bool)
+    for layer, values in values_by_layer.items():
+        mask |= select_labels(volume.layers[layer][box], values)
+    tight = nonzero_box(mask)
+    if tight is None:
+        return None
+    start = [outer.start + inner.start for outer, inner in zip(box, tight)]
+    cropped = np.ascontiguousarray(mask[tight])
+    return ImageVolume(cropped, volume.geometry.cropped(start, cropped.shape), volume.source)
 
 
 def measure_file(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
@@ -66,16 +96,25 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
     require_segments_named([baseline, followup], exclude, "--exclude-segment")
     require_segments_named([baseline, followup], liver, "--liver-segment")
     roles = [(names_matching(volume, exclude), names_matching(volume, liver)) for volume in (baseline, followup)]
-    measurements = [measure(volume, exclude=excluded, liver=livers, keep_labels=True)
+    measurements = [measure(volume, exclude=excluded, liver=livers, keep_labels=True, keep_liver_mask=register)
                     for volume, (excluded, livers) in zip((baseline, followup), roles)]
-    livers = [liver_mask(volume, *names) if register else None for volume, names in zip((baseline, followup), roles)]
+    livers = [_liver_image(measurement) if register else None for measurement in measurements]
     registration = register_followup(baseline_image, followup_image, livers[0], livers[1], mode=registration_mode,
                                      enabled=register)
     comparison = compare(*measurements, registration=registration)
-    if not keep_labels:
-        for measurement in measurements:
+    for measurement in measurements:
+        measurement.liver_mask = None
+        if not keep_labels:
             measurement.lesion_labels = None
     return comparison
+
+
+def _liver_image(measurement: Measurement) -> ImageVolume | None:
+    """The liver mask that measuring kept (the same as :func:`liver_mask` of the measured volume)."""
+    kept = measurement.liver_mask
+    if kept is None:
+        return None
+    return ImageVolume(kept.mask, kept.geometry.cropped(kept.start_kji, kept.mask.shape), measurement.source)
 
 
 def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.PathLike,
