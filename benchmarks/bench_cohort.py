@@ -48,7 +48,7 @@ import numpy as np
 
 from TTVPrognosisLib.allocator import reuse_freed_memory
 from TTVPrognosisLib.cohort import PatientJob, prepare_worker, process_patient, run_cohort
-from TTVPrognosisLib.demo_data import axis_aligned_geometry, ellipsoid_mask
+from TTVPrognosisLib.demo_data import axis_aligned_geometry, ellipsoid_mask, rigid_ras
 from TTVPrognosisLib.geometry import Geometry
 from TTVPrognosisLib.io import read_segmentation, write_segmentation
 from TTVPrognosisLib.segments import LabelVolume, Segment
@@ -60,18 +60,6 @@ LIVER_RADII_MM = np.array([95.0, 80.0, 75.0])
 MOVED_LIVER_SCALE = np.array([0.97, 1.0, 0.98])
 LESION_COUNT = 5
 DISTINCT = 10
-
-
-def rigid_ras(rotation_deg, shift_mm) -> np.ndarray:
-    """4x4 RAS rotation about R, A, S (in that order), then a shift."""
-    matrix = np.eye(4)
-    for axis, angle in enumerate(np.radians(rotation_deg)):
-        others = [other for other in range(3) if other != axis]
-        step = np.eye(4)
-        step[np.ix_(others, others)] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
-        matrix = step @ matrix
-    matrix[:3, 3] = shift_mm
-    return matrix
 
 
 def write_cohort(folder: Path, patients: int, slices: int, followup: str = "aligned") -> Path:

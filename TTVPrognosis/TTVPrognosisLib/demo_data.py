@@ -70,6 +70,20 @@ def ellipsoid_mask(geometry: Geometry, centre_ras: Sequence[float], radii_mm: Se
     return mask
 
 
+def rigid_ras(rotation_deg: Sequence[float], shift_mm: Sequence[float]) -> np.ndarray:
+    """4x4 RAS rotation about R, A, S (applied in that order) followed by a shift: a patient placed otherwise."""
+    matrix = np.eye(3)
+    for axis, angle in enumerate(np.radians(rotation_deg)):
+        others = [other for other in range(3) if other != axis]
+        step = np.eye(3)
+        step[np.ix_(others, others)] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+        matrix = step @ matrix
+    transform = np.eye(4)
+    transform[:3, :3] = matrix
+    transform[:3, 3] = shift_mm
+    return transform
+
+
 def synthetic_ct(geometry: Geometry, liver: np.ndarray, lesions: Sequence[np.ndarray], seed: int) -> np.ndarray:
     """CT-like HU values: air, fat, muscle wall, spine, enhancing liver, hypodense lesions, noise."""
     rng = np.random.default_rng(seed)

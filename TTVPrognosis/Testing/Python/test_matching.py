@@ -17,6 +17,7 @@ from TTVPrognosisLib.demo_data import (
     LIVER_RADII_MM,
     axis_aligned_geometry,
     ellipsoid_mask,
+    rigid_ras,
     synthetic_ct,
 )
 from TTVPrognosisLib.geometry import Geometry
@@ -40,20 +41,6 @@ LESIONS = {
 NEW = {"N": ((40.0, -30.0, 20.0), (6.0, 6.0, 6.0))}
 BASELINE_GRID = ((48, 110, 120), (2.0, 2.0, 3.0))
 FOLLOWUP_GRID = ((56, 100, 110), (2.2, 2.2, 2.5))
-
-
-def rigid_ras(rotation_deg, shift_mm) -> np.ndarray:
-    """4x4 RAS rotation about R, A, S (applied in that order) followed by a shift."""
-    matrix = np.eye(3)
-    for axis, angle in enumerate(np.radians(rotation_deg)):
-        others = [a for a in range(3) if a != axis]
-        step = np.eye(3)
-        step[np.ix_(others, others)] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
-        matrix = step @ matrix
-    transform = np.eye(4)
-    transform[:3, :3] = matrix
-    transform[:3, 3] = shift_mm
-    return transform
 
 
 # Follow-up patient placement: 12 degrees about S plus tilts, 56 mm shift (far beyond the 20 mm match limit).

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from test_matching import LESIONS, SCANNER_FROM_PATIENT, moved_pair, rigid_ras  # noqa: F401 (fixture)
+from test_matching import LESIONS, SCANNER_FROM_PATIENT, moved_pair  # noqa: F401 (fixture)
 
 from TTVPrognosisLib import cli
 from TTVPrognosisLib.demo_data import (
@@ -21,6 +21,7 @@ from TTVPrognosisLib.demo_data import (
     axis_aligned_geometry,
     demo_time_point,
     ellipsoid_mask,
+    rigid_ras,
     write_demo_case,
 )
 from TTVPrognosisLib.errors import InputError
