@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from .geometry import reference_grid_warnings
 from .io import ImageVolume, read_image, read_image_geometry, read_segmentation
 from .registration import RIGID, register_followup
 from .response import Comparison, compare
-from .segments import ROLE_LIVER, LabelVolume, names_matching, require_segments_named, with_roles
-from .volumetry import Measurement, measure, nonzero_box, select_labels, union_box
+from .segments import LabelVolume, names_matching, require_segments_named
+from .volumetry import Measurement, liver_union, measure
 
 
 def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None
@@ -54,25 +52,8 @@ def liver_mask(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence
     The image is the segmentation's grid cropped to the liver's bounding box (its geometry says where), so
     a whole-abdomen grid is scanned once and never copied whole.
     """
-    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
-    segments = volume.segments_with_role(ROLE_LIVER)
-    if not segments:
-        return None
-    values_by_layer: dict[int, list[int]] = {}
-    for segment in segments:
-        values_by_layer.setdefault(segment.layer, []).append(segment.label_value)
-    box = union_box([nonzero_box(volume.layers[layer]) for layer in values_by_layer])
-    if box is None:
-        return None
-    mask = np.zeros(tuple(part.stop - part.start for part in box), dtype=bool)
-    for layer, values in values_by_layer.items():
-        mask |= select_labels(volume.layers[layer][box], values)
-    tight = nonzero_box(mask)
-    if tight is None:
-        return None
-    start = [outer.start + inner.start for outer, inner in zip(box, tight)]
-    cropped = np.ascontiguousarray(mask[tight])
-    return ImageVolume(cropped, volume.geometry.cropped(start, cropped.shape), volume.source)
+    kept = liver_union(volume, exclude=exclude, liver=liver)
+    return None if kept is None else kept.as_image(volume.source)
 
 
 def measure_file(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
@@ -98,7 +79,8 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
     roles = [(names_matching(volume, exclude), names_matching(volume, liver)) for volume in (baseline, followup)]
     measurements = [measure(volume, exclude=excluded, liver=livers, keep_labels=True, keep_liver_mask=register)
                     for volume, (excluded, livers) in zip((baseline, followup), roles)]
-    livers = [_liver_image(measurement) if register else None for measurement in measurements]
+    livers = [measurement.liver_mask.as_image(measurement.source) if measurement.liver_mask is not None else None
+              for measurement in measurements]
     registration = register_followup(baseline_image, followup_image, livers[0], livers[1], mode=registration_mode,
                                      enabled=register)
     comparison = compare(*measurements, registration=registration)
@@ -107,14 +89,6 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
         if not keep_labels:
             measurement.lesion_labels = None
     return comparison
-
-
-def _liver_image(measurement: Measurement) -> ImageVolume | None:
-    """The liver mask that measuring kept (the same as :func:`liver_mask` of the measured volume)."""
-    kept = measurement.liver_mask
-    if kept is None:
-        return None
-    return ImageVolume(kept.mask, kept.geometry.cropped(kept.start_kji, kept.mask.shape), measurement.source)
 
 
 def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.PathLike,

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from .diameters import lesion_diameters_mm
 from .geometry import Geometry
+from .io import ImageVolume
 from .segments import ROLE_LESION, ROLE_LIVER, VERIFIED_TAG, LabelVolume, Segment, with_roles
 
 FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected
@@ -75,6 +76,10 @@ class LiverMask:
     mask: np.ndarray  # bool, (k, j, i)
     start_kji: tuple[int, int, int]
     geometry: Geometry  # the whole grid
+
+    def as_image(self, source: str = "") -> ImageVolume:
+        """The mask as an image on the grid cropped to its box (its geometry says where it lies)."""
+        return ImageVolume(self.mask, self.geometry.cropped(self.start_kji, self.mask.shape), source)
 
 
 @dataclass
@@ -192,6 +197,17 @@ def total_tumor_volume_ml(volume: LabelVolume, exclude: Sequence[str] = (), live
     else:
         voxel_count = int(np.count_nonzero(volume.mask(lesion_segments)))
     return voxel_count * volume.geometry.voxel_volume_ml
+
+
+def liver_union(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> LiverMask | None:
+    """The union of the liver segments on its bounding box; None without any (or when they are empty)."""
+    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
+    segments = volume.segments_with_role(ROLE_LIVER)
+    liver_layers = {segment.layer for segment in segments}
+    scans = [_LayerScan.of(layer) if index in liver_layers else _LayerScan(None, {})
+             for index, layer in enumerate(volume.layers)]
+    box, mask = _union_mask(volume, segments, scans)
+    return None if mask is None else LiverMask(mask, tuple(part.start for part in box), volume.geometry)
 
 
 def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
