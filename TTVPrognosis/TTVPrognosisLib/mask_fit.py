@@ -68,13 +68,27 @@ class MaskBlocks:
         return image_to_itk(self.fractions, self.geometry)
 
     def moments_lps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Centre of mass and covariance (mm^2) of the mask, in LPS (blocks weighted by their fraction)."""
-        kji = np.nonzero(self.fractions)
-        weights = self.fractions[kji].astype(float)
-        points = apply_affine((LPS_TO_RAS @ self.geometry.ijk_to_ras)[:3, [2, 1, 0, 3]], np.column_stack(kji))
-        centre = np.einsum("n,nj->j", weights, points) / weights.sum()
-        offsets = points - centre
-        return centre, np.einsum("ni,nj->ij", offsets * weights[:, None], offsets) / weights.sum()
+        """Centre of mass and covariance (mm^2) of the mask, in LPS (blocks weighted by their fraction).
+
+        Taken in index space from the fractions' marginal sums (no list of block positions), then mapped:
+        a linear map sends the mean to the mean and the covariance C to A C A^T.
+        """
+        weights = self.fractions.astype(np.float64)
+        total = weights.sum()
+        indices = [np.arange(size, dtype=np.float64) for size in weights.shape]
+        mean_kji = np.array([np.einsum("kji,k->", weights, indices[0]), np.einsum("kji,j->", weights, indices[1]),
+                             np.einsum("kji,i->", weights, indices[2])]) / total
+        offsets = [index - mean for index, mean in zip(indices, mean_kji)]
+        planes = {(0, 1): weights.sum(axis=2), (0, 2): weights.sum(axis=1), (1, 2): weights.sum(axis=0)}
+        covariance_kji = np.empty((3, 3))
+        for axis in range(3):
+            others = tuple(other for other in range(3) if other != axis)
+            covariance_kji[axis, axis] = np.einsum("a,a->", weights.sum(axis=others), offsets[axis] ** 2) / total
+        for (first, second), plane in planes.items():
+            covariance_kji[first, second] = covariance_kji[second, first] = np.einsum(
+                "ab,a,b->", plane, offsets[first], offsets[second]) / total
+        kji_to_lps = (LPS_TO_RAS @ self.geometry.ijk_to_ras)[:3, [2, 1, 0, 3]]
+        return kji_to_lps[:, :3] @ mean_kji + kji_to_lps[:, 3], kji_to_lps[:, :3] @ covariance_kji @ kji_to_lps[:, :3].T
 
     def centroid_lps(self) -> np.ndarray:
         return self.moments_lps()[0]

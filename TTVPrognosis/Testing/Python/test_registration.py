@@ -233,3 +233,22 @@ def test_cli_compare_json_and_no_registration(tmp_path, capsys):
     assert "Tumour burden score" in text and "Matched lesions" in text
     assert cli.build_parser().parse_args([*arguments, "--registration", "affine"]).registration == "affine"
 
+
+
+def test_mask_moments_match_the_weighted_block_positions():
+    """Moments from marginal sums equal the weighted mean and covariance of every block's LPS position."""
+    from TTVPrognosisLib.geometry import LPS_TO_RAS
+    from TTVPrognosisLib.mask_fit import MaskBlocks
+
+    rng = np.random.default_rng(1)
+    fractions = np.abs(rng.normal(size=(20, 25, 22))).astype(np.float32)
+    fractions[fractions < 0.8] = 0.0
+    grid = Geometry(rigid_ras((10.0, 20.0, 30.0), (5.0, 6.0, 7.0)) @ np.diag([2.0, 1.5, 3.0, 1.0]), fractions.shape)
+    centre, covariance = MaskBlocks(fractions, grid, None).moments_lps()
+    kji = np.argwhere(fractions > 0)
+    weights = fractions[tuple(kji.T)].astype(float)
+    points = (LPS_TO_RAS @ grid.ijk_to_ras @ np.column_stack([kji[:, ::-1], np.ones(len(kji))]).T)[:3].T
+    expected_centre = np.average(points, axis=0, weights=weights)
+    expected_covariance = np.cov(points.T, aweights=weights, bias=True)
+    assert np.allclose(centre, expected_centre, atol=1e-9)
+    assert np.allclose(covariance, expected_covariance, atol=1e-8)
