@@ -60,7 +60,8 @@ def is_slicer_segmentation_file(path: str | os.PathLike) -> bool:
     try:
         header = nrrd.read_header(str(file_path))
     except Exception as error:  # pynrrd raises several types for damaged headers
-        raise InputError(f"Could not read '{file_path}' as NRRD: {error}. The file may be damaged or "
+        reason = str(error).rstrip(" .")
+        raise InputError(f"Could not read '{file_path}' as NRRD ({reason}). The file may be damaged or "
                          f"incomplete.") from error
     return any(key.startswith("Segment0_") for key in header)
 
