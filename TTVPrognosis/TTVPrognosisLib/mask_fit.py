@@ -15,6 +15,7 @@ import numpy as np
 
 from .geometry import LPS_TO_RAS, Geometry
 from .io import ImageVolume, image_to_itk
+from .volumetry import nonzero_box
 
 MASK_SMOOTHING_MM = 4.0  # Gaussian sigma applied to the fractions before fitting
 MASK_EDGE_LEVEL = 1e-3  # mask fit samples where the smoothed baseline fraction is this far from 0 and from 1
@@ -26,8 +27,6 @@ AXES_MIN_GAP = 0.05  # relative gap between second moments for principal axes to
 
 def mask_box(mask: ImageVolume) -> tuple:
     """Bounding box (slices k, j, i) of a mask; an empty one cannot be registered (a reported failure)."""
-    from .volumetry import nonzero_box
-
     box = nonzero_box(mask.voxels)
     if box is None:
         raise RuntimeError(f"the liver mask{' of ' + mask.source if mask.source else ''} is empty")
