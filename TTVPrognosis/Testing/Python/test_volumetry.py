@@ -177,8 +177,8 @@ def test_axial_axis_follows_superior_inferior_for_other_axis_orders():
     assert lesion.max_diameter_mm == pytest.approx(np.linalg.norm([19 * 0.7, 0.7, 4 * 2.5]))
 
 
-def test_large_lesion_is_fast_and_exact_against_brute_force_on_its_hull():
-    """A 15 cm lesion: the hull-based diameter equals the pairwise maximum over its boundary voxels."""
+def test_large_lesion_diameter_agrees_with_simpleitk_feret():
+    """A 15 cm lesion (1.6 million voxels): the bounded search still finds SimpleITK's Feret diameter."""
     matrix = np.diag([0.75, 0.75, 1.5, 1.0])
     geometry = Geometry(matrix, (110, 220, 220))
     mask = ellipsoid_mask(geometry, (82.0, 82.0, 82.0), (75.0, 70.0, 72.0))
