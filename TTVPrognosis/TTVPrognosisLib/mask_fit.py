@@ -21,6 +21,8 @@ MASK_SMOOTHING_MM = 4.0  # Gaussian sigma applied to the fractions before fittin
 MASK_EDGE_LEVEL = 1e-3  # mask fit samples where the smoothed baseline fraction is this far from 0 and from 1
 MASK_MAX_ITERATIONS = 50  # steps per stage (rigid, affine); from a moments start it takes 2-10
 MASK_TOLERANCE_MM = 0.01  # converged when a step moves no sample point by this much
+FIT_SAMPLE_STRIDE = 2  # the fit samples edge blocks on every second block along each axis (1 in 8)
+FIT_MIN_SAMPLES = 400  # fewer on that lattice (a small mask): every edge block is sampled
 MASK_MAX_RETRIES = 8  # stronger damping tried this often before a step that lowers the error is given up
 AXES_MIN_GAP = 0.05  # relative gap between second moments for principal axes to count as defined
 
@@ -147,41 +149,37 @@ class MaskFit:
 
     def __init__(self, fixed: MaskBlocks, moving: MaskBlocks):
         fixed_smooth = smoothed_fractions(fixed)
-        self.moving = smoothed_fractions(moving)
-        self.gradients = np.gradient(self.moving)  # per index step, along k, j, i
+        moving_smooth = smoothed_fractions(moving)
+        self.sampler = TrilinearSampler([moving_smooth, *np.gradient(moving_smooth)])  # value; d/dk, d/dj, d/di
         self.ras_to_kji = np.linalg.inv(moving.geometry.ijk_to_ras)[:3][::-1]  # (RAS, 1) -> (k, j, i)
         edge = (fixed_smooth > MASK_EDGE_LEVEL) & (fixed_smooth < 1.0 - MASK_EDGE_LEVEL)
-        points = apply_affine(fixed.geometry.ijk_to_ras[:3, [2, 1, 0, 3]], np.argwhere(edge))  # (k, j, i) -> RAS
+        self.edge_blocks = int(np.count_nonzero(edge))
+        step = FIT_SAMPLE_STRIDE
+        lattice = np.argwhere(edge[::step, ::step, ::step]) * step
+        samples_kji = lattice if len(lattice) >= FIT_MIN_SAMPLES else np.argwhere(edge)
+        points = apply_affine(fixed.geometry.ijk_to_ras[:3, [2, 1, 0, 3]], samples_kji)  # (k, j, i) -> RAS
         self.size = len(points)
         self.centre = points.mean(axis=0) if self.size else np.zeros(3)
         self.offsets = points - self.centre
-        self.target = fixed_smooth[edge]
+        self.target = fixed_smooth[tuple(samples_kji.T)]
         self.mean_square: float | None = None
 
-    @staticmethod
-    def _sample(image: np.ndarray, kji: np.ndarray) -> np.ndarray:
-        from scipy import ndimage
-
-        return ndimage.map_coordinates(image, kji, order=1, mode="constant", cval=0.0)
-
     def _evaluate(self, linear: np.ndarray, shift: np.ndarray):
-        """Mapped offsets, follow-up indices and residuals for y = linear (x - c) + c + shift."""
+        """Mapped offsets, residuals and follow-up gradients (per index step) for y = linear (x - c) + c + shift."""
         mapped = apply_affine(linear, self.offsets)
-        kji = apply_affine(self.ras_to_kji, mapped + (self.centre + shift)).T
-        residuals = self._sample(self.moving, kji) - self.target
-        return mapped, kji, residuals
+        sampled = self.sampler(apply_affine(self.ras_to_kji, mapped + (self.centre + shift)))
+        return mapped, sampled[:, 0] - self.target, sampled[:, 1:]
 
     def run(self, baseline_to_followup: np.ndarray, affine: bool) -> tuple[np.ndarray, int, str]:
         """Fit from a start (4x4); returns the fitted matrix, the number of steps taken, and why it stopped."""
         linear = np.asarray(baseline_to_followup, dtype=float)[:3, :3].copy()
         shift = baseline_to_followup[:3, :3] @ self.centre + baseline_to_followup[:3, 3] - self.centre
-        mapped, kji, residuals = self._evaluate(linear, shift)
+        mapped, residuals, gradient_kji = self._evaluate(linear, shift)
         error = sum_of_squares(residuals)
         damping = 1e-3
         steps = 0
         stop = f"stopped at the limit of {MASK_MAX_ITERATIONS} steps"
         while steps < MASK_MAX_ITERATIONS:
-            gradient_kji = np.stack([self._sample(image, kji) for image in self.gradients], axis=1)
             gradient = apply_affine(self.ras_to_kji[:, :3].T, gradient_kji)  # d value / d RAS point
             if affine:  # d residual / d (linear part, row by row; shift), one row per parameter
                 jacobian = np.vstack([(gradient[:, :, None] * self.offsets[:, None, :]).reshape(-1, 9).T,
@@ -202,11 +200,11 @@ class MaskFit:
                     return self._finish(linear, shift, error, steps, f"converged after {_steps(steps)} (the "
                                         f"next would move no point by {MASK_TOLERANCE_MM} mm)")
                 new_shift = shift + step[-3:]
-                _, new_kji, new_residuals = self._evaluate(new_linear, new_shift)
+                _, new_residuals, new_gradient_kji = self._evaluate(new_linear, new_shift)
                 new_error = sum_of_squares(new_residuals)
                 if new_error < error:
-                    linear, shift, mapped, kji, residuals, error = \
-                        new_linear, new_shift, new_mapped, new_kji, new_residuals, new_error
+                    linear, shift, mapped, residuals, gradient_kji, error = \
+                        new_linear, new_shift, new_mapped, new_residuals, new_gradient_kji, new_error
                     damping = max(damping / 10.0, 1e-7)
                     steps += 1
                     break
@@ -222,6 +220,41 @@ class MaskFit:
         matrix[:3, :3] = linear
         matrix[:3, 3] = self.centre + shift - linear @ self.centre
         return matrix, steps, stop
+
+
+class TrilinearSampler:
+    """Linear interpolation of several images on one grid at once, zero beyond it (plain numpy).
+
+    The images are stored interleaved (one row of channels per voxel) with a border of zeros, so each point
+    needs eight gathers whatever the number of images: the fit samples the follow-up and its three gradient
+    images at the same points, where four ``scipy.ndimage.map_coordinates`` calls would each redo the work.
+    """
+
+    def __init__(self, images: list[np.ndarray]):
+        shape = np.array(images[0].shape) + 2
+        channels = np.zeros((*shape, len(images)))
+        for index, image in enumerate(images):
+            channels[1:-1, 1:-1, 1:-1, index] = image
+        self.values = channels.reshape(-1, len(images))
+        strides = np.array([shape[1] * shape[2], shape[2], 1])
+        self.strides = strides
+        self.highest = (shape - 1).astype(float)
+        self.last_cell = shape - 2
+        self.corners = [np.array([k, j, i], dtype=bool) for k in (0, 1) for j in (0, 1) for i in (0, 1)]
+        self.corner_offsets = [int(corner @ strides) for corner in self.corners]
+
+    def __call__(self, kji: np.ndarray) -> np.ndarray:
+        """(N, channels) values at continuous (k, j, i) indices (N, 3) of the images' grid."""
+        position = np.clip(kji + 1.0, 0.0, self.highest)  # beyond the border of zeros: zero
+        cell = np.minimum(position.astype(np.intp), self.last_cell)
+        above = position - cell
+        below = 1.0 - above
+        base = cell[:, 0] * self.strides[0] + cell[:, 1] * self.strides[1] + cell[:, 2]
+        sampled = np.zeros((len(kji), self.values.shape[1]))
+        for corner, offset in zip(self.corners, self.corner_offsets):
+            weights = np.where(corner, above, below)
+            sampled += (weights[:, 0] * weights[:, 1] * weights[:, 2])[:, None] * self.values[base + offset]
+        return sampled
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -260,9 +260,9 @@ def _register_masks(fixed_liver: ImageVolume, moving_liver: ImageVolume, mode: s
             f"{overlap:.4f} >= {SHORTCUT_OVERLAP})")
     else:
         fit = MaskFit(fixed_blocks, moving_blocks)
-        if fit.size < MASK_MIN_SAMPLES:
+        if fit.edge_blocks < MASK_MIN_SAMPLES:
             result.status = FAILED
-            result.problems.append(f"the liver masks are too small to register ({fit.size} edge blocks of "
+            result.problems.append(f"the liver masks are too small to register ({fit.edge_blocks} edge blocks of "
                                    f"{spacing_mm:g} mm)")
             return result
         baseline_to_followup, iterations, stop = fit.run(baseline_to_followup, affine=False)
