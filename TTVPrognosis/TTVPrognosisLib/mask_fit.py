@@ -170,10 +170,18 @@ class MaskFit:
         sampled = self.sampler(apply_affine(self.ras_to_kji, mapped + (self.centre + shift)))
         return mapped, sampled[:, 0] - self.target, sampled[:, 1:]
 
+    def _parameters(self, baseline_to_followup: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(linear part, shift) of a 4x4 matrix written about the sample centre: y = linear (x - c) + c + shift."""
+        linear = np.asarray(baseline_to_followup, dtype=float)[:3, :3].copy()
+        return linear, linear @ self.centre + baseline_to_followup[:3, 3] - self.centre
+
+    def error(self, baseline_to_followup: np.ndarray) -> float:
+        """Sum of squared residuals at the samples for a transform (4x4): to compare starts."""
+        return sum_of_squares(self._evaluate(*self._parameters(baseline_to_followup))[1])
+
     def run(self, baseline_to_followup: np.ndarray, affine: bool) -> tuple[np.ndarray, int, str]:
         """Fit from a start (4x4); returns the fitted matrix, the number of steps taken, and why it stopped."""
-        linear = np.asarray(baseline_to_followup, dtype=float)[:3, :3].copy()
-        shift = baseline_to_followup[:3, :3] @ self.centre + baseline_to_followup[:3, 3] - self.centre
+        linear, shift = self._parameters(baseline_to_followup)
         mapped, residuals, gradient_kji = self._evaluate(linear, shift)
         error = sum_of_squares(residuals)
         damping = 1e-3

@@ -12,7 +12,7 @@ table and scanners put the origin anywhere, so the follow-up is registered to th
   liver's shape and position to well under a block, and a liver with its margin is about 100 000 blocks.
   The start is taken from the masks' moments: their centres of mass aligned, and also their principal axes when
   those are well defined (second moments at least :data:`.mask_fit.AXES_MIN_GAP` apart) and within the plausible
-  rotation; of the two, the start whose blocks overlap more is kept. From there the smoothed fractions
+  rotation; of the two, the start with the smaller fit error is kept. From there the smoothed fractions
   are fitted by least squares at the baseline liver's edge (Levenberg-Marquardt, :class:`.mask_fit.MaskFit`): a
   few steps, each moving the liver as far as the error's curvature says, where a gradient descent on the
   same error takes dozens of small ones. Rigid first, then affine when asked.
@@ -56,6 +56,7 @@ import numpy as np
 from .geometry import LPS_TO_RAS, Geometry
 from .io import ImageVolume, image_to_itk
 from .mask_fit import MaskBlocks, MaskFit, mask_box, principal_axes_rotation
+from .volumetry import nonzero_box
 
 RIGID = "rigid"
 AFFINE = "affine"
@@ -246,8 +247,11 @@ def _register_masks(fixed_liver: ImageVolume, moving_liver: ImageVolume, mode: s
     fixed_blocks, moving_blocks = MaskBlocks.of(fixed_liver, spacing_mm, CROP_MARGIN_MM), \
         MaskBlocks.of(moving_liver, spacing_mm, CROP_MARGIN_MM)
     fixed_image, moving_image = fixed_blocks.image(), moving_blocks.image()
-    initial, overlap, dice, start_name = _moments_start(fixed_blocks, moving_blocks, fixed_image, moving_image,
-                                                        enough=SHORTCUT_OVERLAP if shortcut else None)
+    fixed_centre, fixed_covariance = fixed_blocks.moments_lps()
+    moving_centre, moving_covariance = moving_blocks.moments_lps()
+    initial = _centre_initial(fixed_centre, moving_centre)
+    overlap, dice = _block_overlaps(fixed_image, moving_image, initial)
+    start_name = "centre"
     took_shortcut = shortcut and overlap >= SHORTCUT_OVERLAP
     result = RegistrationResult(np.eye(4), REGISTERED, METHOD_LIVER, mode)
     result.diagnostics["working_size"] = list(fixed_image.GetSize())
@@ -265,6 +269,11 @@ def _register_masks(fixed_liver: ImageVolume, moving_liver: ImageVolume, mode: s
             result.problems.append(f"the liver masks are too small to register ({fit.edge_blocks} edge blocks of "
                                    f"{spacing_mm:g} mm)")
             return result
+        rotation = principal_axes_rotation(fixed_covariance, moving_covariance, QUALITY_LIMITS["max_rotation_deg"])
+        if rotation is not None:
+            axes_start = _ras_matrix_of(_centre_initial(fixed_centre, moving_centre, rotation))
+            if fit.error(axes_start) < fit.error(baseline_to_followup):
+                baseline_to_followup, start_name = axes_start, "principal axes"
         baseline_to_followup, iterations, stop = fit.run(baseline_to_followup, affine=False)
         if mode == AFFINE:
             baseline_to_followup, more, stop = fit.run(baseline_to_followup, affine=True)
@@ -363,26 +372,6 @@ def _centre_initial(fixed_centre: np.ndarray | None, moving_centre: np.ndarray |
     return transform
 
 
-def _moments_start(fixed_blocks: MaskBlocks, moving_blocks: MaskBlocks, fixed_image, moving_image,
-                   enough: float | None = None):
-    """Start from the masks' moments: centres aligned, or principal axes aligned too when that overlaps more.
-
-    Returns (transform, block overlap, liver Dice, which start); see :func:`_block_overlaps`. The principal
-    axes are not tried when the centres alone already overlap ``enough``.
-    """
-    fixed_centre, fixed_covariance = fixed_blocks.moments_lps()
-    moving_centre, moving_covariance = moving_blocks.moments_lps()
-    transform = _centre_initial(fixed_centre, moving_centre)
-    best = (transform, *_block_overlaps(fixed_image, moving_image, transform), "centre")
-    rotation = None if enough is not None and best[1] >= enough else \
-        principal_axes_rotation(fixed_covariance, moving_covariance, QUALITY_LIMITS["max_rotation_deg"])
-    if rotation is not None:
-        transform = _centre_initial(fixed_centre, moving_centre, rotation)
-        candidate = (transform, *_block_overlaps(fixed_image, moving_image, transform), "principal axes")
-        best = candidate if candidate[1] > best[1] else best
-    return best
-
-
 def _block_overlaps(fixed_image, moving_image, transform) -> tuple[float, float]:
     """How well two fraction images coincide once the follow-up's is moved onto the baseline's grid.
 
@@ -393,8 +382,11 @@ def _block_overlaps(fixed_image, moving_image, transform) -> tuple[float, float]
     """
     import SimpleITK as sitk
 
-    fixed = sitk.GetArrayViewFromImage(fixed_image)
-    moved_image = sitk.Resample(moving_image, fixed_image, transform, sitk.sitkLinear, 0.0)
+    reference = _where_either_can_be_inside(fixed_image, moving_image, transform)
+    if reference is None:
+        return 0.0, 0.0
+    fixed = sitk.GetArrayViewFromImage(reference)
+    moved_image = sitk.Resample(moving_image, reference, transform, sitk.sitkLinear, 0.0)
     moved = sitk.GetArrayViewFromImage(moved_image)
     total = float(fixed.sum(dtype=np.float64)) + float(moved.sum(dtype=np.float64))
     soft = 2.0 * float(np.minimum(fixed, moved).sum(dtype=np.float64)) / total if total else 0.0
@@ -402,6 +394,50 @@ def _block_overlaps(fixed_image, moving_image, transform) -> tuple[float, float]
     count = int(np.count_nonzero(fixed_mask)) + int(np.count_nonzero(moved_mask))
     dice = 2.0 * int(np.count_nonzero(fixed_mask & moved_mask)) / count if count else 0.0
     return soft, dice
+
+
+def _where_either_can_be_inside(fixed_image, moving_image, transform):
+    """The part of the baseline's fraction image outside which both fractions are 0 (None if both are empty).
+
+    That is the baseline's non-zero box joined with the follow-up's non-zero box (one block wider: linear
+    interpolation reaches that far) mapped onto the baseline grid. Resampling only there gives the same sums
+    as on the whole grid, whose margin is mostly empty.
+    """
+    import SimpleITK as sitk
+
+    boxes = []
+    fixed_box = nonzero_box(sitk.GetArrayViewFromImage(fixed_image))
+    if fixed_box is not None:
+        boxes.append((np.array([part.start for part in fixed_box]), np.array([part.stop for part in fixed_box])))
+    moving_box = nonzero_box(sitk.GetArrayViewFromImage(moving_image))
+    if moving_box is not None:
+        moving_to_fixed_ijk = np.linalg.solve(_itk_lps_matrix(transform) @ _index_to_lps(fixed_image),
+                                              _index_to_lps(moving_image))
+        corners = np.array([[box.start - 1 if high == 0 else box.stop for box, high in zip(moving_box[::-1], bits)]
+                            for bits in ((i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1))], dtype=float)
+        ijk = corners @ moving_to_fixed_ijk[:3, :3].T + moving_to_fixed_ijk[:3, 3]
+        boxes.append((np.floor(ijk.min(axis=0))[::-1].astype(int), np.ceil(ijk.max(axis=0))[::-1].astype(int) + 1))
+    if not boxes:
+        return None
+    size_kji = np.array(fixed_image.GetSize()[::-1])
+    start = np.clip(np.min([box[0] for box in boxes], axis=0), 0, size_kji)
+    stop = np.clip(np.max([box[1] for box in boxes], axis=0), 0, size_kji)
+    if np.any(stop <= start):
+        return fixed_image if fixed_box is not None else None
+    return sitk.RegionOfInterest(fixed_image, [int(n) for n in (stop - start)[::-1]], [int(n) for n in start[::-1]])
+
+
+def _index_to_lps(image) -> np.ndarray:
+    """4x4 matrix from an ITK image's (i, j, k) indices to LPS mm."""
+    matrix = np.eye(4)
+    matrix[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
+    matrix[:3, 3] = image.GetOrigin()
+    return matrix
+
+
+def _itk_lps_matrix(transform) -> np.ndarray:
+    """4x4 LPS matrix (fixed point -> moving point) of an ITK rigid/affine transform."""
+    return LPS_TO_RAS @ _ras_matrix_of(transform) @ LPS_TO_RAS
 
 
 def _ct_method(fixed):

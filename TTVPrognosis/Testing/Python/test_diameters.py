@@ -42,7 +42,7 @@ def random_blob(rng: np.random.Generator) -> np.ndarray:
     k, j, i = np.indices(shape)
     centre = (shape - 1) / 2 * rng.uniform(0.6, 1.4, 3)
     radii = shape / 2 * rng.uniform(0.4, 1.1, 3)
-    mask = ((k - centre[0]) / radii[0]) ** 2 + ((j - centre[1]) / radii[1]) ** 2 + ((i - centre[2]) / radii[2]) ** 2 <= 1
+    mask = sum(((index - middle) / radius) ** 2 for index, middle, radius in zip((k, j, i), centre, radii)) <= 1
     return mask | (rng.random(shape) < 0.02)  # scattered voxels: far-apart islands, concave shapes
 
 
