@@ -233,36 +233,35 @@ class MaskFit:
 class TrilinearSampler:
     """Linear interpolation of several images on one grid at once, zero beyond it (plain numpy).
 
-    The images are stored interleaved (one row of channels per voxel) with a border of zeros, so each point
-    needs eight gathers whatever the number of images: the fit samples the follow-up and its three gradient
+    The images are stored side by side with a border of zeros and gathered at the eight corners of every
+    point's cell in one call: the fit samples the follow-up and its three gradient
     images at the same points, where four ``scipy.ndimage.map_coordinates`` calls would each redo the work.
     """
 
     def __init__(self, images: list[np.ndarray]):
         shape = np.array(images[0].shape) + 2
-        channels = np.zeros((*shape, len(images)))
+        channels = np.zeros((len(images), *shape))
         for index, image in enumerate(images):
-            channels[1:-1, 1:-1, 1:-1, index] = image
-        self.values = channels.reshape(-1, len(images))
+            channels[index, 1:-1, 1:-1, 1:-1] = image
+        self.values = channels.reshape(len(images), -1)
         strides = np.array([shape[1] * shape[2], shape[2], 1])
         self.strides = strides
         self.highest = (shape - 1).astype(float)
         self.last_cell = shape - 2
-        self.corners = [np.array([k, j, i], dtype=bool) for k in (0, 1) for j in (0, 1) for i in (0, 1)]
-        self.corner_offsets = [int(corner @ strides) for corner in self.corners]
+        corners = np.array([[k, j, i] for k in (0, 1) for j in (0, 1) for i in (0, 1)])  # the weights' order
+        self.corner_offsets = corners @ strides
 
     def __call__(self, kji: np.ndarray) -> np.ndarray:
         """(N, channels) values at continuous (k, j, i) indices (N, 3) of the images' grid."""
-        position = np.clip(kji + 1.0, 0.0, self.highest)  # beyond the border of zeros: zero
-        cell = np.minimum(position.astype(np.intp), self.last_cell)
-        above = position - cell
-        below = 1.0 - above
-        base = cell[:, 0] * self.strides[0] + cell[:, 1] * self.strides[1] + cell[:, 2]
-        sampled = np.zeros((len(kji), self.values.shape[1]))
-        for corner, offset in zip(self.corners, self.corner_offsets):
-            weights = np.where(corner, above, below)
-            sampled += (weights[:, 0] * weights[:, 1] * weights[:, 2])[:, None] * self.values[base + offset]
-        return sampled
+        position = np.clip(kji.T + 1.0, 0.0, self.highest[:, None])  # (3, N); beyond the border of zeros: zero
+        cell = np.minimum(position.astype(np.intp), self.last_cell[:, None])
+        sides = np.empty((2, 3, len(kji)))
+        np.subtract(position, cell, out=sides[1])  # weight of the upper neighbour along each axis
+        np.subtract(1.0, sides[1], out=sides[0])
+        weights = (sides[:, None, None, 0] * sides[None, :, None, 1] * sides[None, None, :, 2]).reshape(8, -1)
+        base = cell[0] * self.strides[0] + cell[1] * self.strides[1] + cell[2]
+        corners = np.take(self.values, self.corner_offsets[:, None] + base, axis=1)  # (channels, 8, N)
+        return np.einsum("cn,vcn->nv", weights, corners)
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
