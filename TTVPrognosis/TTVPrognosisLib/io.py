@@ -168,7 +168,7 @@ def _label_array(voxels: np.ndarray, source: str) -> tuple[np.ndarray, list[str]
         voxels = voxels.astype(np.int32)
     elif not np.issubdtype(voxels.dtype, np.integer):
         raise InputError(f"'{source}' holds {voxels.dtype} values; a label image holds whole numbers.")
-    if voxels.size and voxels.min() < 0:
+    if voxels.dtype.kind == "i" and voxels.size and voxels.min() < 0:
         raise InputError(f"'{source}' has negative values (minimum {voxels.min()}), so it looks like a CT or "
                          f"other intensity image, not a segmentation. Label images use 0 for background.")
     return voxels, warnings
@@ -192,22 +192,19 @@ def _read_label_image(file_path: Path) -> LabelVolume:
 
 
 def _read_slicer_segmentation(file_path: Path) -> LabelVolume:
-    import nrrd
     import slicerio
+
+    from .nrrd_layers import read_layers
 
     try:
         metadata = slicerio.read_segmentation(str(file_path), skip_voxels=True)
-        voxels, _ = nrrd.read(str(file_path), index_order="C")
+        layers, header = read_layers(file_path)
     except Exception as error:  # damaged gzip stream, truncated data, unknown space...
         raise InputError(f"Could not read the Slicer segmentation '{file_path}': {error}. The file may be "
                          f"damaged or incomplete; re-save it from Slicer.") from error
-    if voxels.ndim == 3:
-        layers = [voxels]
-    elif voxels.ndim == 4:
-        layers = [np.ascontiguousarray(voxels[..., index]) for index in range(voxels.shape[-1])]
-    else:
-        raise InputError(f"'{file_path.name}' has {voxels.ndim} dimensions; a segmentation has 3 (or 4 with "
-                         f"overlapping segments).")
+    if len(header["sizes"]) not in (3, 4):
+        raise InputError(f"'{file_path.name}' has {len(header['sizes'])} dimensions; a segmentation has 3 (or 4 "
+                         f"with overlapping segments).")
     layers = [_label_array(layer, str(file_path))[0] for layer in layers]
     segments = []
     for info in metadata.get("segments", []):
