@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import LPS_TO_RAS, Geometry
+from .geometry import LPS_TO_RAS, Geometry, apply_affine
 from .io import ImageVolume, image_to_itk
 from .volumetry import nonzero_box
 
@@ -262,18 +262,6 @@ class TrilinearSampler:
         base = cell[0] * self.strides[0] + cell[1] * self.strides[1] + cell[2]
         corners = np.take(self.values, self.corner_offsets[:, None] + base, axis=1)  # (channels, 8, N)
         return np.einsum("cn,vcn->nv", weights, corners)
-
-
-def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``matrix`` (3 x 3, or 3 x 4 with a translation column) applied to points (N, 3).
-
-    Written out, not with ``@``: numpy's BLAS spreads an (N x 3) product over threads that then spin and burn
-    a second core (twice the CPU time of the whole fit), which a batch running one worker per core does not
-    have to spare. Sums of products below use einsum for the same reason.
-    """
-    matrix = np.asarray(matrix, dtype=float)
-    mapped = points[:, 0:1] * matrix[:, 0] + points[:, 1:2] * matrix[:, 1] + points[:, 2:3] * matrix[:, 2]
-    return mapped + matrix[:, 3] if matrix.shape[1] == 4 else mapped
 
 
 def sum_of_squares(values: np.ndarray) -> float:

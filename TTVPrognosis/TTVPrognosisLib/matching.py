@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .geometry import apply_affine
 from .recist import DISAPPEARED, MERGED, PRESENT, SPLIT, TrackedLesion
 from .volumetry import LesionLabels, LesionMeasurement, Measurement
 
@@ -214,7 +215,7 @@ class LesionMatching:
 
     def mapped_followup_centroids(self) -> np.ndarray:
         """Follow-up lesion centroids in baseline RAS coordinates, (N, 3)."""
-        return _apply(self.followup_to_baseline_ras, _centroids(self.followup.lesions))
+        return apply_affine(self.followup_to_baseline_ras, _centroids(self.followup.lesions))
 
 
 def match_lesions(baseline: Measurement, followup: Measurement, followup_to_baseline_ras: np.ndarray | None = None,
@@ -226,7 +227,7 @@ def match_lesions(baseline: Measurement, followup: Measurement, followup_to_base
     warnings = []
     distance = np.zeros((count_b, count_f))
     if count_b and count_f:
-        mapped = _apply(matrix, _centroids(followup.lesions))
+        mapped = apply_affine(matrix, _centroids(followup.lesions))
         distance = np.linalg.norm(_centroids(baseline.lesions)[:, None, :] - mapped[None, :, :], axis=2)
     used_overlap = baseline.lesion_labels is not None and followup.lesion_labels is not None
     overlap = np.zeros((count_b, count_f))
@@ -301,18 +302,20 @@ def overlap_volumes_ml(baseline: LesionLabels, followup: LesionLabels, baseline_
     of the nearest voxel; counts are weighted by the baseline voxel volume.
     """
     counts = np.zeros((count_b + 1) * (count_f + 1), dtype=np.int64)
-    inverse_f = np.linalg.inv(followup.geometry.ijk_to_ras) @ np.asarray(baseline_to_followup_ras, dtype=float)
-    start_b = np.asarray(baseline.start_kji)
-    start_f = np.asarray(followup.start_kji)
+    kji_to_ijk = np.eye(4)[[2, 1, 0, 3]]
+    crop_b, crop_f = np.eye(4), np.eye(4)
+    crop_b[:3, 3], crop_f[:3, 3] = baseline.start_kji, followup.start_kji
+    # baseline crop (k, j, i) -> RAS -> follow-up RAS -> follow-up crop (k, j, i): one affine map
+    crop_b_to_crop_f = (np.linalg.inv(crop_f) @ kji_to_ijk @ np.linalg.inv(followup.geometry.ijk_to_ras)
+                        @ np.asarray(baseline_to_followup_ras, dtype=float) @ baseline.geometry.ijk_to_ras
+                        @ kji_to_ijk @ crop_b)
     shape_f = np.asarray(followup.labels.shape)
     flat = np.flatnonzero(baseline.labels)
     for begin in range(0, flat.size, CHUNK_VOXELS):
         chunk = flat[begin:begin + CHUNK_VOXELS]
         kji = np.column_stack(np.unravel_index(chunk, baseline.labels.shape))
         values_b = baseline.labels.ravel()[chunk].astype(np.int64)
-        ras = baseline.geometry.ras_from_kji(kji + start_b)
-        ijk_f = ras @ inverse_f[:3, :3].T + inverse_f[:3, 3]
-        kji_f = np.rint(ijk_f[:, ::-1]).astype(np.int64) - start_f
+        kji_f = np.rint(apply_affine(crop_b_to_crop_f, kji)).astype(np.int64)
         inside = np.all((kji_f >= 0) & (kji_f < shape_f), axis=1)
         values_f = np.zeros(len(chunk), dtype=np.int64)
         values_f[inside] = followup.labels[tuple(kji_f[inside].T)]
@@ -323,10 +326,6 @@ def overlap_volumes_ml(baseline: LesionLabels, followup: LesionLabels, baseline_
 
 def _centroids(lesions: Sequence[LesionMeasurement]) -> np.ndarray:
     return np.array([lesion.centroid_ras for lesion in lesions], dtype=float).reshape(-1, 3)
-
-
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
 def _percent(before: float, after: float) -> float | None:
