@@ -301,6 +301,8 @@ def _union_mask(volume: LabelVolume, segments: list[Segment], scans: list[_Layer
     box = union_box([scans[index].box for index in layer_indices])
     if box is None:
         return None, None
+    if len(layer_indices) == 1 and set(scans[layer_indices[0]].counts) <= {segment.label_value for segment in segments}:
+        return box, volume.layers[layer_indices[0]][box] != 0  # the whole layer's labels: its box is already tight
     mask = np.zeros(tuple(part.stop - part.start for part in box), dtype=bool)
     for index in layer_indices:
         values = [segment.label_value for segment in segments if segment.layer == index]
@@ -321,7 +323,7 @@ def _measure_lesions(volume: LabelVolume, box: Box | None, union: np.ndarray | N
     geometry = volume.geometry
     start = np.array([part.start for part in box])
     labels, count = ndimage.label(union, structure=FULL_CONNECTIVITY)
-    names = _segment_names_per_component(volume, box, labels, count)
+    lesion_segments = volume.segments_with_role(ROLE_LESION)
     unsorted = []
     for component, component_box in enumerate(ndimage.find_objects(labels), start=1):
         lesion_mask = labels[component_box] == component
@@ -329,34 +331,37 @@ def _measure_lesions(volume: LabelVolume, box: Box | None, union: np.ndarray | N
         voxel_kji = np.argwhere(lesion_mask)
         centroid_kji = voxel_kji.mean(axis=0) + box_start
         max_diameter, axial_diameter = lesion_diameters_mm(lesion_mask, box_start, geometry)
-        unsorted.append((component, len(voxel_kji), centroid_kji, max_diameter, axial_diameter))
+        in_grid = tuple(slice(int(first), int(first) + size) for first, size in zip(box_start, lesion_mask.shape))
+        names = _segment_names(volume, lesion_segments, in_grid, lesion_mask)
+        unsorted.append((len(voxel_kji), centroid_kji, max_diameter, axial_diameter, names, component))
     # Largest first; ties broken by position so the order never depends on chance.
-    unsorted.sort(key=lambda row: (-row[1], *row[2]))
+    unsorted.sort(key=lambda row: (-row[0], *row[1]))
     rank_of_component = np.zeros(count + 1, dtype=np.uint16 if count < 65535 else np.int32)
     lesions = []
-    for rank, (component, voxel_count, centroid_kji, max_diameter, axial_diameter) in enumerate(unsorted, 1):
+    for rank, (voxel_count, centroid_kji, max_diameter, axial_diameter, names, component) in enumerate(unsorted, 1):
         rank_of_component[component] = rank
         centroid = geometry.ras_from_kji(centroid_kji)[0]
         lesions.append(LesionMeasurement(
             lesion_id=rank, voxel_count=voxel_count, volume_ml=voxel_count * geometry.voxel_volume_ml,
             max_diameter_mm=max_diameter, longest_axial_diameter_mm=axial_diameter,
-            centroid_ras=tuple(float(v) for v in centroid), segments=names[component]))
+            centroid_ras=tuple(float(v) for v in centroid), segments=names))
     return lesions, LesionLabels(rank_of_component[labels], tuple(int(v) for v in start), geometry)
 
 
-def _segment_names_per_component(volume: LabelVolume, box: Box, labels: np.ndarray, count: int
-                                 ) -> dict[int, list[str]]:
-    """Names of the lesion segments that make up each component (a lesion may span several segments)."""
-    names: dict[int, list[str]] = {component: [] for component in range(1, count + 1)}
-    lesion_segments = volume.segments_with_role(ROLE_LESION)
+def _segment_names(volume: LabelVolume, lesion_segments: list[Segment], region: Box, lesion_mask: np.ndarray
+                   ) -> list[str]:
+    """Names of the lesion segments that make up one lesion (a lesion may span several segments).
+
+    ``region`` is the lesion's box on the grid and ``lesion_mask`` its voxels there; names come layer by
+    layer, by label value.
+    """
+    names = []
     for layer_index in sorted({segment.layer for segment in lesion_segments}):
-        layer_segments = [segment for segment in lesion_segments if segment.layer == layer_index]
-        crop = volume.layers[layer_index][box]
-        chosen = select_labels(crop, [segment.label_value for segment in layer_segments])
-        span = int(crop.max(initial=0)) + 1
-        pairs = np.unique(labels[chosen].astype(np.int64) * span + crop[chosen])
-        for component, value in zip(pairs // span, pairs % span):
-            names[int(component)] += [segment.name for segment in layer_segments if segment.label_value == value]
+        values = volume.layers[layer_index][region][lesion_mask]
+        present = np.flatnonzero(np.bincount(values)) if values.max(initial=0) < 65536 else np.unique(values)
+        for value in present:
+            names += [segment.name for segment in lesion_segments
+                      if segment.layer == layer_index and segment.label_value == value]
     return names
 
 
