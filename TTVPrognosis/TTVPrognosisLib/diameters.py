@@ -42,19 +42,23 @@ def row_end_points(mask: np.ndarray) -> np.ndarray:
     return ends
 
 
-def slice_frame_steps(geometry: Geometry, order: list[int]) -> np.ndarray:
-    """See :func:`_frame_steps` (cached: every lesion of a segmentation shares its grid)."""
-    return _frame_steps(tuple(geometry.ijk_to_ras[:3, :3].ravel()), tuple(order))
+def slice_frame(geometry: Geometry) -> tuple[tuple[int, int, int], np.ndarray]:
+    """See :func:`_slice_frame` (cached: every lesion of a segmentation shares its grid)."""
+    return _slice_frame(tuple(geometry.ijk_to_ras[:3, :3].ravel()))
 
 
 @lru_cache(maxsize=64)
-def _frame_steps(matrix: tuple, order: tuple) -> np.ndarray:
-    """3 x 3: the mm step of one index along (slice, row, column) axes, in an orthonormal slice frame.
+def _slice_frame(matrix: tuple) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Numpy axes in (slice, row, column) order, and the mm step of one index along each in a slice frame.
 
-    Columns are the three index axes of ``order`` (numpy axes); rows are x, y (in the slice plane) and z
-    (along the plane's normal). Row and column steps have no z part, so z depends on the slice alone.
+    The slice axis is the index axis closest to superior-inferior (:attr:`.Geometry.axial_axis_kji`). The
+    3 x 3 matrix has one column per axis of that order; its rows are x, y (in the slice plane) and z (along
+    the plane's normal). Row and column steps have no z part, so z depends on the slice alone.
     """
-    steps = np.array(matrix).reshape(3, 3)[:, [2, 1, 0]][:, list(order)]
+    linear = np.array(matrix).reshape(3, 3)
+    axial_axis = 2 - int(np.argmax(np.abs(linear[2, :]) / np.linalg.norm(linear, axis=0)))
+    order = (axial_axis, *(axis for axis in range(3) if axis != axial_axis))
+    steps = linear[:, [2, 1, 0]][:, list(order)]
     x_axis = steps[:, 1] / np.linalg.norm(steps[:, 1])
     y_axis = steps[:, 2] - (steps[:, 2] @ x_axis) * x_axis
     y_axis /= np.linalg.norm(y_axis)
@@ -62,7 +66,7 @@ def _frame_steps(matrix: tuple, order: tuple) -> np.ndarray:
     local = frame @ steps
     local[2, 1:] = 0.0  # exactly in-plane (rounding would otherwise leave ~1e-17)
     local.setflags(write=False)
-    return local
+    return order, local
 
 
 def lesion_diameters_mm(mask_kji: np.ndarray, start_kji: np.ndarray, geometry: Geometry) -> tuple[float, float]:
@@ -72,14 +76,13 @@ def lesion_diameters_mm(mask_kji: np.ndarray, start_kji: np.ndarray, geometry: G
     not depend on it). Axial slices are planes of the index axis closest to superior-inferior
     (``geometry.axial_axis_kji``).
     """
-    axial_axis = geometry.axial_axis_kji
-    order = [axial_axis, *(axis for axis in range(3) if axis != axial_axis)]
+    order, steps = slice_frame(geometry)
     ends = row_end_points(np.transpose(mask_kji, order))
     if len(ends) == 0:
         return 0.0, 0.0
-    steps = slice_frame_steps(geometry, order)
     points = ends[:, 0:1] * steps[:, 0] + ends[:, 1:2] * steps[:, 1] + ends[:, 2:3] * steps[:, 2]
-    starts = np.flatnonzero(np.diff(ends[:, 0], prepend=-1))
+    starts = np.flatnonzero(ends[1:, 0] != ends[:-1, 0]) + 1
+    starts = np.concatenate(([0], starts))
     if len(points) <= BRUTE_FORCE_POINTS:
         return _small_set_diameters(points, ends[:, 0])
     return _bounded_diameters(points, starts)
@@ -96,8 +99,8 @@ def _bounded_diameters(points: np.ndarray, starts: np.ndarray) -> tuple[float, f
     stops = np.append(starts[1:], len(points))
     projections = np.multiply.outer(points[:, 0], _DIRECTIONS_X)
     projections += np.multiply.outer(points[:, 1], _DIRECTIONS_Y)
-    extremes = np.maximum.reduceat(np.concatenate([projections, -projections], axis=1), starts, axis=0)
-    highest, lowest = extremes[:, :IN_PLANE_DIRECTIONS], -extremes[:, IN_PLANE_DIRECTIONS:]  # (slices, directions)
+    highest = np.maximum.reduceat(projections, starts, axis=0)  # (slices, directions)
+    lowest = np.minimum.reduceat(projections, starts, axis=0)
     heights = points[starts, 2]
 
     widths = (highest - lowest).max(axis=1)  # within each slice: a distance that exists
@@ -123,8 +126,7 @@ def _search(lower: np.ndarray, upper: np.ndarray, exact) -> float:
 
 def _slice_pair_bounds(highest: np.ndarray, lowest: np.ndarray, heights: np.ndarray):
     """For every pair of slices (s <= t): indices, and lower/upper bounds of their largest distance."""
-    count = len(heights)
-    first, second = np.triu_indices(count)
+    first, second = _slice_pairs(len(heights))
     lower = np.empty(len(first))
     upper = np.empty(len(first))
     chunk = max(1, _PAIR_CHUNK // highest.shape[1])
@@ -136,6 +138,15 @@ def _slice_pair_bounds(highest: np.ndarray, lowest: np.ndarray, heights: np.ndar
         lower[begin:begin + chunk] = np.sqrt(rise + spread ** 2)
         upper[begin:begin + chunk] = np.sqrt(rise + (spread * _BOUND_FACTOR) ** 2)
     return first, second, lower, upper
+
+
+@lru_cache(maxsize=256)
+def _slice_pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (s, t) of every pair of ``count`` slices with s <= t (cached: lesions share slice counts)."""
+    first, second = np.triu_indices(count)
+    first.setflags(write=False)
+    second.setflags(write=False)
+    return first, second
 
 
 def _farthest_within(points: np.ndarray) -> float:
