@@ -313,12 +313,17 @@ def overlap_volumes_ml(baseline: LesionLabels, followup: LesionLabels, baseline_
     flat = np.flatnonzero(baseline.labels)
     for begin in range(0, flat.size, CHUNK_VOXELS):
         chunk = flat[begin:begin + CHUNK_VOXELS]
-        kji = np.column_stack(np.unravel_index(chunk, baseline.labels.shape))
+        kji = np.unravel_index(chunk, baseline.labels.shape)
         values_b = baseline.labels.ravel()[chunk].astype(np.int64)
-        kji_f = np.rint(apply_affine(crop_b_to_crop_f, kji)).astype(np.int64)
-        inside = np.all((kji_f >= 0) & (kji_f < shape_f), axis=1)
+        inside = np.ones(len(chunk), dtype=bool)
+        flat_f = np.zeros(len(chunk), dtype=np.int64)
+        for axis in range(3):  # one axis at a time: contiguous 1-D arithmetic, no (N, 3) temporaries
+            row = crop_b_to_crop_f[axis]
+            index = np.rint(kji[0] * row[0] + kji[1] * row[1] + kji[2] * row[2] + row[3]).astype(np.int64)
+            inside &= (index >= 0) & (index < shape_f[axis])
+            flat_f = flat_f * shape_f[axis] + index
         values_f = np.zeros(len(chunk), dtype=np.int64)
-        values_f[inside] = followup.labels[tuple(kji_f[inside].T)]
+        values_f[inside] = followup.labels.ravel()[flat_f[inside]]
         counts += np.bincount(values_b * (count_f + 1) + values_f, minlength=counts.size)
     table = counts.reshape(count_b + 1, count_f + 1)[1:, 1:]
     return table * baseline.geometry.voxel_volume_ml
