@@ -70,7 +70,7 @@ PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTA
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")
 POLL_SECONDS = 0.1
-WRITE_TIME_SHARE = 0.05  # rewrite the tables at most this share of the run's time (always at the end)
+WRITE_TIME_SHARE = 0.01  # rewrite the tables at most this share of the run's time (always at the end)
 
 ProgressCallback = Callable[[int, int, "str | None"], None]
 
@@ -454,7 +454,7 @@ def journal_path(output: Path) -> Path:
 
 
 class _IncrementalWriter:
-    """Keeps every finished patient safe at once, and rewrites the tables only ~5 % of the time.
+    """Keeps every finished patient safe at once, and rewrites the tables only ~1 % of the time.
 
     Each finished patient is appended to a journal (one JSON line, flushed to disk) before anything else,
     so a killed run loses nothing: ``--resume`` replays the journal. Rewriting whole tables after every

@@ -3,11 +3,12 @@
 The farthest pair of a voxel set lies among the first and last voxel of its rows, so only row ends are
 kept. Those are put in an orthonormal frame of the axial slices (x, y in the slice plane, z along its
 normal), where a distance splits into an in-plane part and a height difference. Projecting each slice's
-row ends onto IN_PLANE_DIRECTIONS directions gives, for any two slices, a lower and an upper bound of the
-largest distance between them (the widths are exact in those directions and within cos(pi / 2K) of exact in
-any other). Pairs of slices are then measured exactly, largest bound first, until no remaining bound can
-beat the best distance found: usually one or two pairs. The result is exact, whatever the grid's obliquity
-or anisotropy, because the frame keeps distances in millimetres.
+row ends onto K = IN_PLANE_DIRECTIONS directions gives, for any two slices, a lower and an upper bound of
+the largest distance between them: every in-plane difference lies within pi / 2K of one of the directions,
+so its length is at most its projection there divided by cos(pi / 2K). Pairs of slices are then measured
+exactly, largest bound first, until no remaining bound can beat the best distance found: usually one or
+two pairs. The result is exact, whatever the grid's obliquity or anisotropy, because the frame keeps
+distances in millimetres.
 """
 
 from __future__ import annotations
