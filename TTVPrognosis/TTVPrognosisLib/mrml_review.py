@@ -13,6 +13,7 @@ import numpy as np
 import slicer
 from scipy import ndimage
 
+from .components import FULL_CONNECTIVITY
 from .errors import InputError
 from .lesion_editing import add_lesion_at_points, lesion_tags, next_lesion_name
 from .lesion_segmentation import DEFAULT_SETTINGS, LesionSegmentationResult, SegmentationSettings
@@ -24,7 +25,7 @@ from .mrml import (
     register_segmentation_converters,
 )
 from .segments import ROLE_TAG, VERIFIED_TAG
-from .volumetry import FULL_CONNECTIVITY, SegmentSize, lesion_segment_sizes, nonzero_box
+from .volumetry import SegmentSize, lesion_segment_sizes, nonzero_box
 
 LESION_COLORS = ((0.95, 0.77, 0.06), (0.90, 0.30, 0.24), (0.20, 0.60, 0.86), (0.61, 0.35, 0.71),
                  (0.18, 0.80, 0.44), (0.90, 0.49, 0.13), (0.10, 0.74, 0.61), (0.91, 0.12, 0.39))

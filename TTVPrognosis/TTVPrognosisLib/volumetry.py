@@ -12,14 +12,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from scipy import ndimage
 
+from .components import connected_components
 from .diameters import lesion_diameters_mm
 from .geometry import Geometry
 from .io import ImageVolume
 from .segments import ROLE_LESION, ROLE_LIVER, VERIFIED_TAG, LabelVolume, Segment, with_roles
-
-FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected
 
 
 @dataclass
@@ -322,30 +320,38 @@ def _measure_lesions(volume: LabelVolume, box: Box | None, union: np.ndarray | N
         return [], None
     geometry = volume.geometry
     start = np.array([part.start for part in box])
-    labels, count = ndimage.label(union, structure=FULL_CONNECTIVITY)
     lesion_segments = volume.segments_with_role(ROLE_LESION)
     unsorted = []
-    for component, component_box in enumerate(ndimage.find_objects(labels), start=1):
-        lesion_mask = labels[component_box] == component
+    for component_box, lesion_mask in connected_components(union):
         box_start = start + np.array([part.start for part in component_box])
-        voxel_kji = np.argwhere(lesion_mask)
-        centroid_kji = voxel_kji.mean(axis=0) + box_start
+        centroid_kji = _centroid_kji(lesion_mask) + box_start
         max_diameter, axial_diameter = lesion_diameters_mm(lesion_mask, box_start, geometry)
         in_grid = tuple(slice(int(first), int(first) + size) for first, size in zip(box_start, lesion_mask.shape))
         names = _segment_names(volume, lesion_segments, in_grid, lesion_mask)
-        unsorted.append((len(voxel_kji), centroid_kji, max_diameter, axial_diameter, names, component))
+        unsorted.append((int(np.count_nonzero(lesion_mask)), centroid_kji, max_diameter, axial_diameter, names,
+                         component_box, lesion_mask))
     # Largest first; ties broken by position so the order never depends on chance.
     unsorted.sort(key=lambda row: (-row[0], *row[1]))
-    rank_of_component = np.zeros(count + 1, dtype=np.uint16 if count < 65535 else np.int32)
+    labels = np.zeros(union.shape, dtype=np.uint16 if len(unsorted) < 65535 else np.int32)
     lesions = []
-    for rank, (voxel_count, centroid_kji, max_diameter, axial_diameter, names, component) in enumerate(unsorted, 1):
-        rank_of_component[component] = rank
+    for rank, (voxel_count, centroid_kji, max_diameter, axial_diameter, names, component_box, lesion_mask) \
+            in enumerate(unsorted, 1):
+        labels[component_box][lesion_mask] = rank
         centroid = geometry.ras_from_kji(centroid_kji)[0]
         lesions.append(LesionMeasurement(
             lesion_id=rank, voxel_count=voxel_count, volume_ml=voxel_count * geometry.voxel_volume_ml,
             max_diameter_mm=max_diameter, longest_axial_diameter_mm=axial_diameter,
             centroid_ras=tuple(float(v) for v in centroid), segments=names))
-    return lesions, LesionLabels(rank_of_component[labels], tuple(int(v) for v in start), geometry)
+    return lesions, LesionLabels(labels, tuple(int(v) for v in start), geometry)
+
+
+def _centroid_kji(mask: np.ndarray) -> np.ndarray:
+    """Mean (k, j, i) index of the set voxels, from the mask's marginal sums (no list of voxel positions)."""
+    rows = mask.sum(axis=2, dtype=np.int64)  # (k, j)
+    columns = mask.sum(axis=(0, 1), dtype=np.int64)  # (i,)
+    total = rows.sum()
+    return np.array([np.dot(rows.sum(axis=1), np.arange(mask.shape[0])), np.dot(rows.sum(axis=0),
+                     np.arange(mask.shape[1])), np.dot(columns, np.arange(mask.shape[2]))], dtype=float) / total
 
 
 def _segment_names(volume: LabelVolume, lesion_segments: list[Segment], region: Box, lesion_mask: np.ndarray
