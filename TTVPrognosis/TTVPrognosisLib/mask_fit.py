@@ -65,6 +65,10 @@ class MaskBlocks:
         matrix[:3, 3] = mask.geometry.ras_from_kji(first_centre_kji)[0]
         return cls(fractions, Geometry(matrix, fractions.shape), box)
 
+    def volume_mm3(self) -> float:
+        """The mask's volume: its fractions summed, times the volume of a block."""
+        return float(self.fractions.sum(dtype=np.float64)) * self.geometry.voxel_volume_mm3
+
     def image(self):
         return image_to_itk(self.fractions, self.geometry)
 

@@ -17,11 +17,13 @@ table and scanners put the origin anywhere, so the follow-up is registered to th
   few steps, each moving the liver as far as the error's curvature says, where a gradient descent on the
   same error takes dozens of small ones. Rigid first, then affine when asked.
   **Shortcut**: when the start already overlaps almost perfectly (block Dice >= :data:`SHORTCUT_OVERLAP`),
-  it is the answer and nothing is fitted. That is the same liver mask moved by whole voxels (a
-  follow-up segmentation copied or propagated from the baseline, or synthetic data); segmentations of the
-  same liver on other grids stay near 0.98, and a shift of a fifth of a voxel or a rotation of 0.1-0.25
-  degrees already brings it below the threshold; where it is taken, it agrees with the fitted answer
-  within 0.1 mm (``test_registration.py`` checks both). ``register_masks(..., spacing_mm=2.0,
+  it is the answer and nothing is fitted. That is the same liver mask moved by whole voxels (a follow-up
+  segmentation copied or propagated from the baseline, or synthetic data); segmentations of the same liver
+  on other grids stay near 0.98, and a shift of a fifth of a voxel or a rotation of 0.1-0.25 degrees
+  already brings it below the threshold; where it is taken, it agrees with the fitted answer within 0.1 mm
+  (``test_registration.py`` checks both). Livers whose volumes differ by more than
+  :data:`SHORTCUT_VOLUME_DIFFERENCE` (1 %) cannot reach it (their block Dice is at most 0.995), so for
+  them that overlap is not computed at all. ``register_masks(..., spacing_mm=2.0,
   shortcut=False)`` is the same fit on a fine grid, for comparison.
 - Nothing to register with, or the user says the scans are aligned (``--no-registration``): identity.
 
@@ -81,6 +83,7 @@ CT_MAX_SAMPLES = 100_000  # per level of the CT registration
 RANDOM_SEED = 20240531
 MASK_MIN_SAMPLES = 50  # fewer edge blocks than this: too small a mask to register
 SHORTCUT_OVERLAP = 0.999  # block Dice of the start above which it is taken as the answer
+SHORTCUT_VOLUME_DIFFERENCE = 0.01  # livers whose volumes differ more cannot reach that Dice: not even tried
 REGISTRATION_THREADS = 1  # ITK threads while a CT registration runs: 1 makes its results reproducible
 
 QUALITY_LIMITS = {
@@ -250,9 +253,12 @@ def _register_masks(fixed_liver: ImageVolume, moving_liver: ImageVolume, mode: s
     fixed_centre, fixed_covariance = fixed_blocks.moments_lps()
     moving_centre, moving_covariance = moving_blocks.moments_lps()
     initial = _centre_initial(fixed_centre, moving_centre)
-    overlap, dice = _block_overlaps(fixed_image, moving_image, initial)
+    volume_ratio = moving_blocks.volume_mm3() / max(fixed_blocks.volume_mm3(), 1e-12)
+    overlap = dice = None
+    if shortcut and abs(volume_ratio - 1.0) <= SHORTCUT_VOLUME_DIFFERENCE:
+        overlap, dice = _block_overlaps(fixed_image, moving_image, initial)
     start_name = "centre"
-    took_shortcut = shortcut and overlap >= SHORTCUT_OVERLAP
+    took_shortcut = overlap is not None and overlap >= SHORTCUT_OVERLAP
     result = RegistrationResult(np.eye(4), REGISTERED, METHOD_LIVER, mode)
     result.diagnostics["working_size"] = list(fixed_image.GetSize())
     result.diagnostics["working_spacing_mm"] = [round(s, 3) for s in fixed_image.GetSpacing()]
@@ -284,7 +290,8 @@ def _register_masks(fixed_liver: ImageVolume, moving_liver: ImageVolume, mode: s
         dice = _block_overlaps(fixed_image, moving_image, _itk_transform_from_ras(baseline_to_followup))[1]
     result.followup_to_baseline_ras = np.linalg.inv(baseline_to_followup)
     result.diagnostics["start"] = start_name
-    result.diagnostics["start_overlap"] = round(float(overlap), 4)
+    result.diagnostics["start_overlap"] = None if overlap is None else round(float(overlap), 4)
+    result.diagnostics["liver_volume_ratio"] = round(float(volume_ratio), 4)
     result.diagnostics["shortcut"] = bool(took_shortcut)
     result.problems.extend(transform_problems(result.followup_to_baseline_ras))
     if not result.problems:

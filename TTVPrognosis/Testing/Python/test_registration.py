@@ -130,6 +130,19 @@ def test_shortcut_only_for_the_same_liver_and_then_agrees_with_the_fit(livers):
     assert rotation_angle_deg(again.followup_to_baseline_ras) == pytest.approx(1.0, abs=0.3)
 
 
+def test_livers_of_other_volumes_skip_the_shortcut_check(livers):
+    """A follow-up liver 9 % smaller cannot overlap almost perfectly: that overlap is not computed, the fit runs."""
+    baseline = livers[0]
+    grid = baseline.geometry
+    smaller = ImageVolume(ellipsoid_mask(grid, LIVER_CENTRE_RAS, np.multiply(LIVER_RADII_MM, 0.97)), grid)
+    result = register_masks(baseline, smaller)
+    assert result.diagnostics["liver_volume_ratio"] == pytest.approx(0.97 ** 3, abs=0.01)
+    assert result.diagnostics["start_overlap"] is None and not result.diagnostics["shortcut"]
+    assert result.status == REGISTERED and result.diagnostics["stop_condition"].startswith("converged")
+    assert rotation_angle_deg(result.followup_to_baseline_ras) < 0.5
+    assert np.abs(result.followup_to_baseline_ras[:3, 3]).max() < 1.0  # same centre: no shift worth a mm
+
+
 def test_registration_gives_the_same_numbers_every_time(moved_pair, livers):  # noqa: F811
     (baseline_ct, _), (followup_ct, _) = moved_pair
     for register in (lambda: register_images(baseline_ct, followup_ct, *livers),
