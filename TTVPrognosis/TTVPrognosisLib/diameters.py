@@ -45,19 +45,18 @@ def row_end_points(mask: np.ndarray) -> np.ndarray:
 
 def slice_frame(geometry: Geometry) -> tuple[tuple[int, int, int], np.ndarray]:
     """See :func:`_slice_frame` (cached: every lesion of a segmentation shares its grid)."""
-    return _slice_frame(tuple(geometry.ijk_to_ras[:3, :3].ravel()))
+    return _slice_frame(tuple(geometry.ijk_to_ras[:3, :3].ravel()), geometry.axial_axis_kji)
 
 
 @lru_cache(maxsize=64)
-def _slice_frame(matrix: tuple) -> tuple[tuple[int, int, int], np.ndarray]:
+def _slice_frame(matrix: tuple, axial_axis: int) -> tuple[tuple[int, int, int], np.ndarray]:
     """Numpy axes in (slice, row, column) order, and the mm step of one index along each in a slice frame.
 
-    The slice axis is the index axis closest to superior-inferior (:attr:`.Geometry.axial_axis_kji`). The
-    3 x 3 matrix has one column per axis of that order; its rows are x, y (in the slice plane) and z (along
-    the plane's normal). Row and column steps have no z part, so z depends on the slice alone.
+    The slice axis is ``axial_axis`` (:attr:`.Geometry.axial_axis_kji`). The 3 x 3 matrix has one column per
+    axis of that order; its rows are x, y (in the slice plane) and z (along the plane's normal). Row and
+    column steps have no z part, so z depends on the slice alone.
     """
     linear = np.array(matrix).reshape(3, 3)
-    axial_axis = 2 - int(np.argmax(np.abs(linear[2, :]) / np.linalg.norm(linear, axis=0)))
     order = (axial_axis, *(axis for axis in range(3) if axis != axial_axis))
     steps = linear[:, [2, 1, 0]][:, list(order)]
     x_axis = steps[:, 1] / np.linalg.norm(steps[:, 1])

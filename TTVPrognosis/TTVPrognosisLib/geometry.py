@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -98,12 +99,13 @@ class Geometry:
     def voxel_volume_ml(self) -> float:
         return self.voxel_volume_mm3 / 1000.0
 
-    @property
+    @cached_property
     def axial_axis_ijk(self) -> int:
         """Index axis (0=i, 1=j, 2=k) closest to the patient's superior-inferior axis.
 
         Axial slices are the planes where this index is constant; for usual CT it is k, but not for
-        volumes stored with another axis order (some NIfTI files put S-I first).
+        volumes stored with another axis order (some NIfTI files put S-I first). Kept once computed: every
+        lesion's diameters ask for it, and the grid cannot change.
         """
         return int(np.argmax(np.abs(self.direction_ras[2, :])))
 
