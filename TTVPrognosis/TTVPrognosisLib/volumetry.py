@@ -299,13 +299,20 @@ def _union_mask(volume: LabelVolume, segments: list[Segment], scans: list[_Layer
     box = union_box([scans[index].box for index in layer_indices])
     if box is None:
         return None, None
-    if len(layer_indices) == 1 and set(scans[layer_indices[0]].counts) <= {segment.label_value for segment in segments}:
-        return box, volume.layers[layer_indices[0]][box] != 0  # the whole layer's labels: its box is already tight
-    mask = np.zeros(tuple(part.stop - part.start for part in box), dtype=bool)
+    selections = []
+    whole_layers = True  # every labelled voxel of every layer is taken: the union of their boxes is tight
     for index in layer_indices:
-        values = [segment.label_value for segment in segments if segment.layer == index]
-        if any(scans[index].counts.get(value) for value in values):
-            mask |= select_labels(volume.layers[index][box], values)
+        values = {segment.label_value for segment in segments if segment.layer == index}
+        present = set(scans[index].counts)
+        whole_layers &= present <= values
+        if present & values:
+            crop = volume.layers[index][box]
+            selections.append(crop != 0 if present <= values else select_labels(crop, sorted(values)))
+    if not selections:
+        return None, None
+    mask = selections[0] if len(selections) == 1 else np.logical_or.reduce(selections)
+    if whole_layers:
+        return box, mask
     tight = nonzero_box(mask)
     if tight is None:
         return None, None
