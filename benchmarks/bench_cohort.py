@@ -16,17 +16,21 @@ Measured for 1 worker (in-process) and 2 workers (process pool) after a warm-up 
 files are in the page cache, as on a second pass over a cohort). Every process, the floor's included, keeps
 freed memory for reuse as the batch's workers do (allocator.py), so the floor is the fastest reading we have:
   read      only reading both segmentations of every patient (io.read_segmentation): the floor
+  slicerio  the same files read with slicerio (voxels by pynrrd), the libraries a script of one's own would use:
+            a peer, shown for scale; the target is judged against our own, faster reading
   compute   the same work as the batch per patient (read, measure, compare, prognosis, flatten) in a bare
             loop / pool.map, without manifest, tables or CSV writing: what the batch machinery adds on top
   batch     cohort.run_cohort on the manifest, writing the results and lesion tables
 The per-patient work is run with registration (what ``compare`` and ``batch`` do by default: the two
 liver masks are registered before lesion matching) and without (``--no-registration``).
-Each round times read, compute and batch back to back, for each setting; the table shows the medians over
+Each round times read, slicerio, batch and compute back to back, for each setting; the table shows the medians over
 ``--rounds`` rounds, and batch/read is the median of the rounds' own ratios, so that load from other
 programs, which comes and goes, weighs on both sides of a ratio alike. The load average is printed, and
 "CPU batch/read" compares the CPU seconds that the read floor and the batch spent (this process and its
 workers), which other programs' load hardly changes: a cross-check of the wall-clock ratio on a busy machine.
-Target (issue 6): batch >= 80 % of the read-only throughput.
+Target (issue 6): batch >= 80 % of the read-only throughput. With registration both on and off, the 1-worker
+rows are also broken down per patient (from the medians): reading, the work without registration, the
+registration (compute with it minus compute without), against what the 80 % target leaves beyond reading.
 
 Run: .venv/bin/python benchmarks/bench_cohort.py [--patients 100] [--slices 100] [--registration both|on|off]
      [--followup aligned|moved] [--rounds 3]
@@ -112,6 +116,13 @@ def read_patient(paths: tuple[str, str]) -> int:
     return sum(int(read_segmentation(path).layers[0].shape[0]) for path in paths)
 
 
+def read_patient_slicerio(paths: tuple[str, str]) -> int:
+    """The peer: read both segmentations with slicerio (segment metadata and voxels; nothing else)."""
+    import slicerio
+
+    return sum(int(slicerio.read_segmentation(path)["voxels"].shape[0]) for path in paths)
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and of its finished (joined) worker processes."""
     times = os.times()
@@ -144,6 +155,16 @@ def load() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+def print_breakdown(with_registration: dict[str, float], without: dict[str, float]) -> None:
+    """Milliseconds per patient (1 worker) of each part, and what the 80 % target leaves beyond reading."""
+    read_ms = 1000.0 / statistics.mean([with_registration["read"], without["read"]])
+    work_ms = 1000.0 / without["compute"] - read_ms
+    registration_ms = 1000.0 / with_registration["compute"] - 1000.0 / without["compute"]
+    print(f"\n1 worker, per patient: reading {read_ms:.0f} ms; measuring, matching and reporting {work_ms:.0f} ms; "
+          f"registering the liver masks {registration_ms:.0f} ms.\nThe 80 % target leaves {read_ms / 4:.0f} ms "
+          f"beyond reading (a quarter of the reading time).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100)
@@ -170,26 +191,33 @@ def main() -> None:
 
         registrations = {"both": (True, False), "on": (True,), "off": (False,)}[args.registration]
         print(f"Medians of {args.rounds} rounds (patients per second)\n")
-        print(f"{'workers':>7}  {'registration':>12}  {'read p/s':>9}  {'compute p/s':>11}  {'batch p/s':>9}  "
-              f"{'batch/read':>10}  {'batch/compute':>13}  {'CPU batch/read':>14}  {'load before/after':>17}")
+        print(f"{'workers':>7}  {'registration':>12}  {'read p/s':>9}  {'slicerio p/s':>12}  {'compute p/s':>11}  "
+              f"{'batch p/s':>9}  {'batch/read':>10}  {'batch/slicerio':>14}  {'batch/compute':>13}  "
+              f"{'CPU batch/read':>14}  {'load before/after':>17}")
+        rates_of: dict[tuple[int, bool], dict[str, float]] = {}
         for workers in (1, 2):
             for register in registrations:
                 before = load()
-                times: dict[str, list[tuple[float, float]]] = {"read": [], "compute": [], "batch": []}
+                times: dict[str, list[tuple[float, float]]] = {"read": [], "slicerio": [], "compute": [], "batch": []}
                 jobs = [PatientJob(f"P{n:03d}", baseline, followup, register=register)
                         for n, (baseline, followup) in enumerate(pairs, start=1)]
                 for _round in range(args.rounds):
                     times["read"].append(timed(run_pool, read_patient, pairs, workers))
+                    times["slicerio"].append(timed(run_pool, read_patient_slicerio, pairs, workers))
                     times["batch"].append(timed(run_cohort, manifest, folder / f"results-{workers}-{register}.csv",
                                                 folder / f"lesions-{workers}-{register}.csv", workers=workers,
                                                 register=register, overwrite=True))
                     times["compute"].append(timed(run_pool, process_patient, jobs, workers))
                 rates = {name: args.patients / statistics.median(wall for wall, _ in values)
                          for name, values in times.items()}
+                rates_of[workers, register] = rates
                 print(f"{workers:>7}  {'on' if register else 'off':>12}  {rates['read']:>9.1f}  "
-                      f"{rates['compute']:>11.1f}  {rates['batch']:>9.1f}  {ratio(times, 'read', 'batch'):>9.0%}  "
+                      f"{rates['slicerio']:>12.1f}  {rates['compute']:>11.1f}  {rates['batch']:>9.1f}  "
+                      f"{ratio(times, 'read', 'batch'):>9.0%}  {ratio(times, 'slicerio', 'batch'):>13.0%}  "
                       f"{ratio(times, 'compute', 'batch'):>12.0%}  {ratio(times, 'read', 'batch', cpu=True):>13.0%}  "
                       f"{before:>8} / {load()}", flush=True)
+        if (1, True) in rates_of and (1, False) in rates_of:
+            print_breakdown(rates_of[1, True], rates_of[1, False])
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
