@@ -20,6 +20,8 @@ from .errors import InputError
 
 EXIT_INPUT_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 # Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9).
 NUMERIC_LIST_OPTIONS = ("--point",)
 NUMERIC_LIST = re.compile(r"^-?\d*\.?\d+(e-?\d+)?(,\s*-?\d*\.?\d+(e-?\d+)?)*$", re.IGNORECASE)
@@ -312,7 +314,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             progress.close()
         if client is not None:
             client.close()
-    _print_warnings(result.warnings)
+    _print_warnings(result.warnings[len(manifest.warnings):])  # the manifest's were printed before the run
     for patient_id, error in result.failures:
         print(f"Failed: {patient_id}: {error}", file=sys.stderr)
     kept = f"; {result.resumed} kept from the earlier run, {result.computed} computed now" if args.resume else ""
@@ -323,8 +325,12 @@ def _run_batch(args: argparse.Namespace) -> int:
     return 0 if result.ok else EXIT_INPUT_ERROR
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler stopping the run): handled as Ctrl+C, but exits with the usual 143."""
+
+
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def _dask_client(address: str):
@@ -367,9 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         print("Interrupted.", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED
     except Exception as error:  # last resort: say what happened instead of a bare traceback
         print(f"Internal error ({type(error).__name__}): {error}\nPlease report this with the command you ran.",
               file=sys.stderr)

@@ -24,13 +24,16 @@ empty follow-up is valid (complete response) and only warned about.
 process per core), or on any ``concurrent.futures.Executor`` (e.g. ``dask.distributed.Client(...)
 .get_executor()``; a Dask ``Client`` itself is accepted too). The tables are rewritten after patients
 finish (whole file to a temporary file, then renamed, so a killed run leaves complete tables), and a
-``resume`` run skips the patients already in the results. Input files are only read.
+``resume`` run skips the patients already in the results. A resumed table must equal an uninterrupted run
+on the manifest as it is now: resuming with other options (recorded beside the table) or with patients
+dropped from the manifest is refused, and damaged rows are computed again. Input files are only read.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import csv
 import difflib
 import io
@@ -55,6 +58,7 @@ from .cohort_table import (
     clean_cell,
     flatten_document,
     read_csv,
+    read_table,
     typed_rows,
 )
 from .errors import InputError
@@ -69,7 +73,9 @@ KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS)
 PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTATION: "Follow-up segmentation",
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")
+SEPARATOR_LINE = re.compile(r"^\s*sep=(.)\s*$")  # Excel's optional first line naming the delimiter
 POLL_SECONDS = 0.1
+WORKER_STOP_SECONDS = 2.0  # a worker asked to stop (after Ctrl+C) is killed if it has not ended by then
 WRITE_TIME_SHARE = 0.01  # rewrite the tables at most this share of the run's time (always at the end)
 
 ProgressCallback = Callable[[int, int, "str | None"], None]
@@ -123,6 +129,11 @@ def _standard_name(name: str) -> str:
 
 
 def _decode(data: bytes) -> tuple[str, list[str]]:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark (Excel's "Unicode Text")
+        try:
+            return data.decode("utf-16"), []
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
@@ -136,8 +147,12 @@ def _decode(data: bytes) -> tuple[str, list[str]]:
 
 
 def _delimiter(text: str) -> str:
-    """Comma, semicolon (spreadsheets in many European locales) or tab: the most frequent in the header."""
+    """Comma, semicolon (spreadsheets in many European locales) or tab: the most frequent in the header,
+    unless the file starts with Excel's ``sep=`` line."""
     first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    declared = SEPARATOR_LINE.match(first_line)
+    if declared:
+        return declared.group(1)
     counts = {delimiter: first_line.count(delimiter) for delimiter in DELIMITERS}
     best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
     return best if counts[best] else ","
@@ -160,6 +175,9 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
         raise InputError(f"Cannot read the manifest '{manifest_path}': {error.strerror or error}.") from None
     text, warnings = _decode(data)
     delimiter = _delimiter(text)
+    first_line, _, rest = text.partition("\n")
+    if SEPARATOR_LINE.match(first_line):
+        text = "\n" + rest  # Excel's "sep=;" line: not the header (kept as a blank line so line numbers hold)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         records = [(reader.line_num, row) for row in reader]
@@ -172,7 +190,9 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
     problems: list[str] = []
     header_line, header = records[0]
     columns = [_standard_name(name) for name in header]
-    problems += _header_problems(columns, header)
+    spare = {index for index, name in enumerate(columns) if not name  # spreadsheets' empty trailing columns
+             and all(index >= len(row) or not row[index].strip() for _, row in records[1:])}
+    problems += _header_problems(columns, header, spare)
     entries = []
     lines_of_id: dict[str, list[int]] = {}
     for line, row in records[1:]:
@@ -201,7 +221,7 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
             if entry.cells.get(column):
                 entry.paths[column] = str(_resolve(entry.cells[column], folder))
         for column, resolved in entry.paths.items():
-            if Path(resolved).resolve() in written:
+            if _resolved(resolved) in written:
                 problems.append(f"line {entry.line}: {column} '{entry.cells[column]}' is also an output file; "
                                 f"inputs are never written, choose another output name")
     if problems:
@@ -215,10 +235,11 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
     return Manifest(manifest_path, [column for column in columns if column], entries, warnings)
 
 
-def _header_problems(columns: list[str], header: list[str]) -> list[str]:
+def _header_problems(columns: list[str], header: list[str], spare: set[int]) -> list[str]:
+    """Problems of the header; ``spare``: indices of unnamed columns without any value (ignored)."""
     problems = []
     for index, name in enumerate(columns, start=1):
-        if not name:
+        if not name and index - 1 not in spare:
             problems.append(f"column {index} has no name (pandas writes its row index like this: use "
                             f"to_csv(..., index=False)); name the column or remove it")
     seen: dict[str, int] = {}
@@ -242,6 +263,14 @@ def _header_problems(columns: list[str], header: list[str]) -> list[str]:
     return problems
 
 
+def _resolved(path: str) -> Path | None:
+    """The real path, or None for a path the system rejects (a NUL character): its file check says why."""
+    try:
+        return Path(path).resolve()
+    except (OSError, ValueError):
+        return None
+
+
 def _resolve(cell: str, folder: Path) -> Path:
     path = Path(os.path.expanduser(cell))
     return path if path.is_absolute() else folder / path
@@ -255,14 +284,36 @@ def _file_problems(entry: PatientEntry, folder: Path) -> list[str]:
         if column in (BASELINE_IMAGE, FOLLOWUP_IMAGE) and not entry.cells.get(column.replace("image", "segmentation")):
             continue  # not used (warned about)
         label, path, written = PATH_LABELS[column], Path(resolved), entry.cells[column]
-        where = "" if Path(written).is_absolute() else f" (relative paths start from the manifest's folder '{folder}')"
-        if not path.exists():
-            problems.append(f"{label} not found: '{written}' -> '{path}'{where}")
-        elif not os.access(path, os.R_OK):
-            problems.append(f"{label} '{path}' cannot be read (permission denied)")
-        elif path.is_file() and path.stat().st_size == 0:
-            problems.append(f"{label} '{path}' is an empty file (0 bytes); it may have been copied incompletely")
+        try:
+            problem = _path_problem(path)
+        except (OSError, ValueError) as error:  # a folder on the way cannot be opened, a name too long, a NUL
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            problem = f"cannot be checked ({reason})"
+        if problem is None:
+            continue
+        if problem == "not found":
+            where = "" if Path(written).is_absolute() else \
+                f" (relative paths start from the manifest's folder '{folder}')"
+            problems.append(f"{label} not found: '{_shortened(written)}' -> '{_shortened(str(path))}'{where}")
+        else:
+            problems.append(f"{label} '{_shortened(str(path))}' {problem}")
     return problems
+
+
+def _path_problem(path: Path) -> str | None:
+    """Why an input file cannot be used, or None; may raise OSError/ValueError for paths the system rejects."""
+    if not path.exists():  # raises when a folder on the way cannot be searched
+        return "not found"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    if path.is_file() and path.stat().st_size == 0:
+        return "is an empty file (0 bytes); it may have been copied incompletely"
+    return None
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    """A path cell as it goes into a message: very long ones (shifted columns, pasted text) cut in the middle."""
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
 
 
 # --- one patient -----------------------------------------------------------------------------------------
@@ -421,7 +472,7 @@ class CohortResult:
     resumed: int
     computed: int
     cancelled: bool
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the manifest's first, then the run's
     text_columns: tuple[str, ...] = ()
 
     @property
@@ -470,7 +521,7 @@ class _IncrementalWriter:
     def changed(self, patient_id: str, row: dict[str, str], lesions: list[dict[str, str]],
                 containers: set[str]) -> None:
         record = {"patient_id": patient_id, "row": row, "lesions": lesions, "containers": sorted(containers)}
-        with open(self.journal, "a", encoding="utf-8") as handle:
+        with _writing(self.journal), open(self.journal, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -479,10 +530,72 @@ class _IncrementalWriter:
 
     def write(self) -> None:
         start = time.monotonic()
-        self.tables.write(self.output, self.lesions_output)
-        self.journal.unlink(missing_ok=True)  # everything in it is in the tables now
+        with _writing(self.output):
+            self.tables.write(self.output, self.lesions_output)
+            self.journal.unlink(missing_ok=True)  # everything in it is in the tables now
         self.last_end = time.monotonic()
         self.last_duration = self.last_end - start
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """A failed write (disk full, folder made read-only during the run) as a message for the user."""
+    try:
+        yield
+    except OSError as error:
+        raise InputError(f"Could not write the results beside '{path}' ({error.strerror or error}). Patients "
+                         f"finished before are kept; free space or fix the folder, then run again with "
+                         f"--resume.") from error
+
+
+def settings_path(output: Path) -> Path:
+    """Where a run records the options its results were computed with (checked by ``--resume``)."""
+    return output.parent / f".{output.name}.settings.json"
+
+
+def run_settings(exclude: Sequence[str], liver: Sequence[str], register: bool, registration_mode: str) -> dict:
+    """The options that change a patient's results, in a form that compares equal when they do the same."""
+    return {"exclude_segments": sorted(set(exclude)), "liver_segments": sorted(set(liver)),
+            "registration": registration_mode if register else "off"}
+
+
+SETTING_LABELS = {"exclude_segments": "excluded segments (--exclude-segment)",
+                  "liver_segments": "liver segments (--liver-segment)",
+                  "registration": "registration (--registration / --no-registration)"}
+
+
+def _check_resumed_settings(output: Path, settings: dict, warnings: list[str]) -> None:
+    """A resumed run must compute its patients as the earlier run did, or its table would mix two methods."""
+    path = settings_path(output)
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        warnings.append(f"'{output}' has no record of the options it was computed with (it was written by an "
+                        f"earlier version, or '{path.name}' was removed); check that this run uses the same ones.")
+        return
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"Cannot read '{path}', the options of the run being resumed ({error}). Delete it to "
+                         f"resume without the check, or start again with --overwrite.") from error
+    differences = [f"{SETTING_LABELS.get(key, key)}: {_setting_text(earlier.get(key))} before, "
+                   f"{_setting_text(value)} now" for key, value in settings.items() if earlier.get(key) != value]
+    if differences:
+        raise InputError(f"The run in '{output}' was computed with other options; resuming it would mix results "
+                         f"computed two ways. Use the same options as before, or start again with --overwrite "
+                         f"(or a new output file). Differences: {'; '.join(differences)}.")
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(f"'{item}'" for item in value) if value else "none"
+    return "not recorded" if value is None else f"'{value}'"
+
+
+def _record_settings(output: Path, settings: dict) -> None:
+    from .io import _atomic_write
+
+    with _writing(output):
+        _atomic_write(settings_path(output), lambda temporary: temporary.write_text(json.dumps(settings) + "\n",
+                                                                                       encoding="utf-8"))
 
 
 def read_journal(output: Path) -> list[dict]:
@@ -491,14 +604,27 @@ def read_journal(output: Path) -> list[dict]:
     if not path.exists():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"Cannot read '{path}', the log of the run being resumed ({error.strerror or error}).") \
+            from error
+    for line in data.splitlines():
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the run was killed while writing this line; that patient is computed again
-        if isinstance(record, dict) and isinstance(record.get("row"), dict):
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue  # the run was killed while writing this line (or it was damaged): computed again
+        if _is_journal_record(record):
             records.append(record)
     return records
+
+
+def _is_journal_record(record) -> bool:
+    """A journal line as :class:`_IncrementalWriter` writes it (anything else is damage, and skipped)."""
+    return (isinstance(record, dict) and isinstance(record.get("patient_id"), str)
+            and isinstance(record.get("row"), dict) and isinstance(record.get("lesions"), list)
+            and all(isinstance(lesion, dict) for lesion in record["lesions"])
+            and isinstance(record.get("containers"), list))
 
 
 def check_outputs(output: str | os.PathLike, lesions_output: str | os.PathLike | None = None, resume: bool = False,
@@ -520,6 +646,19 @@ def check_outputs(output: str | os.PathLike, lesions_output: str | os.PathLike |
         if path.exists() and not resume and not overwrite:
             raise InputError(f"'{path}' already exists. Resume that run (--resume; finished patients are kept) or "
                              f"replace it (--overwrite).")
+        _require_writable_folder(path)
+
+
+def _require_writable_folder(path: Path) -> None:
+    """The folder of an output table must be (or become) a folder this user can write in."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are created; check what holds them
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"Cannot write '{path}': '{folder}' is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write '{path}': the folder '{folder}' is not writable for you. Choose an output "
+                         f"in a folder you can write to.")
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -537,9 +676,9 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
     """Load an earlier run's rows into ``tables``; returns the patients that need no new computation."""
     if not output.exists():
         return set()
-    header, rows = read_csv(output)
+    header, rows, damaged = read_table(output)
     journal = read_journal(output)
-    if not header and not rows and not journal:
+    if not header and not rows and not damaged and not journal:
         return set()
     if PATIENT_ID not in header or STATUS not in header:
         raise InputError(f"'{output}' is not a results table of this tool (it has no patient_id and status "
@@ -550,6 +689,11 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
         for lesion in read_csv(lesions_output)[1]:
             lesions_by_patient.setdefault(lesion.get(PATIENT_ID, ""), []).append(lesion)
     logged = {record["patient_id"]: record for record in journal}
+    damaged_ids = [values[0] for values in damaged if values[0] not in logged]
+    if damaged_ids:
+        warnings.append(f"{len(damaged_ids)} row(s) of '{output}' have fewer or more cells than its header (the "
+                        f"file was damaged or cut short); those patients are computed again: "
+                        f"{', '.join(damaged_ids[:10])}{' ...' if len(damaged_ids) > 10 else ''}")
     rows = [row for row in rows if row.get(PATIENT_ID, "") not in logged]
     for patient_id, record in logged.items():
         rows.append(record["row"])
@@ -560,15 +704,17 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
     first_result = next((index for index, column in enumerate(header) if column in result_names), len(header))
     old_manifest_columns = {column for column in header[:first_result] if column not in FIXED_COLUMNS}
     entries = {entry.patient_id: entry for entry in manifest.entries}
+    unlisted = [row.get(PATIENT_ID, "") for row in rows if row.get(PATIENT_ID, "") not in entries]
+    if unlisted:
+        raise InputError(
+            f"'{output}' holds {len(unlisted)} patient(s) that the manifest no longer lists: "
+            f"{', '.join(unlisted[:10])}{' ...' if len(unlisted) > 10 else ''}. --resume continues the same cohort, "
+            f"and its table must match a run on the manifest as it is now. Put them back in the manifest, delete "
+            f"their rows from '{output}', or write to a new output file (or start again with --overwrite).")
     finished = set()
-    stale = []
     for row in rows:
         patient_id = row.get(PATIENT_ID, "")
-        entry = entries.get(patient_id)
-        if entry is None:
-            tables.add(patient_id, row, lesions_by_patient.get(patient_id, []))
-            stale.append(patient_id)
-            continue
+        entry = entries[patient_id]
         if row.get(STATUS) == STATUS_FAILED and retry_failed:
             continue
         if row.get(STATUS) == STATUS_OK and not have_lesions:
@@ -580,9 +726,6 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
         results = {key: value for key, value in row.items() if key not in old_manifest_columns}
         tables.add(patient_id, {**results, **entry.cells}, lesions_by_patient.get(patient_id, []))
         finished.add(patient_id)
-    if stale:
-        warnings.append(f"{len(stale)} patient(s) in '{output}' are not in the manifest; their rows were kept as "
-                        f"they were: {', '.join(stale[:10])}{' ...' if len(stale) > 10 else ''}")
     return finished
 
 
@@ -621,8 +764,9 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
       core. Ignored when ``executor`` is given: any ``concurrent.futures.Executor`` (not shut down here),
       or a ``dask.distributed.Client`` (its executor is used). Workers must see the input paths.
     - ``resume``: keep the patients already in ``output`` (failed ones too, unless ``retry_failed``) and
-      compute the rest; a patient whose manifest paths changed is computed again. Without ``resume``, an
-      existing output is an error unless ``overwrite``.
+      compute the rest; a patient whose manifest paths changed is computed again. Other options than the
+      earlier run's, or patients no longer in the manifest, are an :class:`InputError`. Without ``resume``,
+      an existing output is an error unless ``overwrite``.
     - ``progress(done, total, patient_id)`` after each patient (and once at the start with ``None``);
       ``should_cancel()`` is polled between patients: finished patients are written, running ones are
       waited for, the others are left for a later ``resume``.
@@ -647,7 +791,11 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     template = _template()
     tables = CohortTables(manifest.columns, [entry.patient_id for entry in manifest.entries], list(template.row),
                           template.containers)
-    finished = _resume(tables, manifest, output, lesions_output, retry_failed, warnings) if resume else set()
+    settings = run_settings(exclude, liver, register, registration_mode)
+    finished = set()
+    if resume and (output.exists() or journal_path(output).exists()):
+        _check_resumed_settings(output, settings, warnings)
+        finished = _resume(tables, manifest, output, lesions_output, retry_failed, warnings)
     jobs = []
     for entry in manifest.entries:
         if entry.patient_id in finished:
@@ -669,6 +817,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     if not resume:
         journal_path(output).unlink(missing_ok=True)  # an earlier run's log; not wanted when starting again
     writer = _IncrementalWriter(tables, output, lesions_output)
+    _record_settings(output, settings)
     writer.write()
     if progress is not None:
         progress(done, total, None)
@@ -713,6 +862,7 @@ def prepare_worker() -> None:
     from .allocator import reuse_freed_memory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (the CLI's): stopping ends a worker
     reuse_freed_memory()
 
 
@@ -803,8 +953,29 @@ def _run_on_executor(jobs: list, executor, workers: int | None, record: Callable
         for future in in_flight:
             future.cancel()
         if owned:
+            if interrupted:
+                _stop_workers(executor)
             executor.shutdown(wait=not interrupted, cancel_futures=True)
     return cancelled
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """End our pool's worker processes at once (after Ctrl+C or an error).
+
+    Workers ignore Ctrl+C (:func:`prepare_worker`), so left alone they would finish their patients while
+    this process waits at exit, where a second Ctrl+C can leave it hanging and them orphaned. Their
+    unfinished patients are not in the tables and are computed on ``--resume``. The pool keeps its
+    processes in a private attribute; without it (another Python), the pool's own shutdown is all there is.
+    """
+    processes = [process for process in list((getattr(pool, "_processes", None) or {}).values())
+                 if process.is_alive()]
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(WORKER_STOP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join(WORKER_STOP_SECONDS)
 
 
 class TerminalProgress:

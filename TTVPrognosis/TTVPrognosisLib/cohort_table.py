@@ -251,18 +251,35 @@ def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Ma
 
 
 def read_csv(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
-    """A table written by :func:`write_csv` (or any CSV with a header row): columns and rows of text."""
+    """A table written by :func:`write_csv` (or any CSV with a header row): columns and rows of text (short
+    rows padded with empty cells)."""
+    header, rows, uneven = read_table(path)
+    padded = [dict(zip(header, values + [""] * (len(header) - len(values)))) for values in uneven]
+    return header, rows + padded if padded else rows
+
+
+def read_table(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]], list[list[str]]]:
+    """(header, rows, uneven): rows with as many cells as the header, and apart, as lists of cells, those with
+    fewer or more, and a last row without its line end. This tool writes only whole, even rows, so such a row
+    in its table is damage (a copy cut short)."""
     file_path = Path(path)
     try:
         with open(file_path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                return [], []
-            rows = [dict(zip(header, values + [""] * (len(header) - len(values)))) for values in reader if values]
+            text = handle.read()
+        records = list(csv.reader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"Could not read the table '{file_path}': {error}.") from error
-    return header, rows
+    if not records:
+        return [], [], []
+    header = records[0]
+    rows, uneven = [], []
+    for number, values in enumerate(records[1:], start=2):
+        cut = number == len(records) and not text.endswith(("\n", "\r"))
+        if len(values) == len(header) and not cut:
+            rows.append(dict(zip(header, values)))
+        elif values:
+            uneven.append(values)
+    return header, rows, uneven
 
 
 # --- the two tables of a run ----------------------------------------------------------------------------

@@ -263,7 +263,8 @@ def test_mixed_cohort_lesion_table(mixed_cohort):
 
 def test_mixed_cohort_inputs_untouched_and_no_temporary_files_left(mixed_cohort):
     assert mixed_cohort["after"] == mixed_cohort["before"]
-    assert sorted(path.name for path in (mixed_cohort["folder"] / "out").iterdir()) == ["lesions.csv", "results.csv"]
+    assert sorted(path.name for path in (mixed_cohort["folder"] / "out").iterdir()) == [
+        ".results.csv.settings.json", "lesions.csv", "results.csv"]  # the tables and the options they used
 
 
 def test_failed_patients_are_listed_up_front_and_on_stderr(tmp_path, capsys):
@@ -441,7 +442,8 @@ def test_killed_process_leaves_complete_tables_and_resume_finishes_them(cohort8,
     assert not any(Path(path).name.split("_")[0] in finished for path in reader.paths)
     assert output.read_bytes() == cohort8["reference"].read_bytes()
     assert lesions.read_bytes() == cohort8["reference_lesions"].read_bytes()
-    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # temporaries, journal
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == [  # no temporaries, journal
+        ".results.csv.settings.json"]
 
 
 def test_refuses_to_overwrite_unless_told(cohort8, tmp_path, capsys):
@@ -633,3 +635,166 @@ def test_torn_journal_line_is_ignored(tmp_path):
     journal_path(output).write_text('{"patient_id": "P1", "row": {"patient_id": "P1"}, "lesions": [], '
                                     '"containers": []}\n{"patient_id": "P2", "row": {"pat')
     assert [record["patient_id"] for record in read_journal(output)] == ["P1"]
+
+
+# --- found by a review as a demanding user --------------------------------------------------------------
+
+def test_bad_path_cells_fail_only_their_patient(tmp_path, monkeypatch):
+    """A path the system rejects (too long, a NUL, a folder that cannot be searched) is that patient's error."""
+    paths = write_patient(tmp_path, "GOOD", 0, followup=False)
+    rows = [{"patient_id": "GOOD", "baseline_segmentation": paths["baseline_segmentation"].name},
+            {"patient_id": "LONG", "baseline_segmentation": "x" * 300 + ".seg.nrrd"},
+            {"patient_id": "NUL", "baseline_segmentation": "base\x00line.seg.nrrd"},
+            {"patient_id": "LOCKED", "baseline_segmentation": "locked/baseline.seg.nrrd"}]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    real_exists = Path.exists
+
+    def exists(path, *args, **kwargs):  # root may search any folder: a refusal is simulated
+        if "locked" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_exists(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    result = run_cohort(manifest, tmp_path / "r.csv", workers=1, register=False)
+    errors = dict(result.failures)
+    assert result.succeeded == 1 and sorted(errors) == ["LOCKED", "LONG", "NUL"]
+    assert "File name too long" in errors["LONG"] and len(errors["LONG"]) < 500
+    assert "not found" in errors["NUL"] and "Permission denied" in errors["LOCKED"]
+
+
+def test_unwritable_output_is_a_clear_error(cohort8, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        run_cohort(cohort8["manifest"], tmp_path / "a-file" / "r.csv", workers=1)
+    monkeypatch.setattr(os, "access", lambda path, mode: not (mode & os.W_OK and Path(path) == tmp_path))
+    with pytest.raises(InputError, match="not writable"):
+        run_cohort(cohort8["manifest"], tmp_path / "r.csv", workers=1)
+
+
+def test_a_failing_write_is_a_clear_error_and_keeps_the_journal(cohort8, tmp_path, monkeypatch):
+    """Disk full half-way: a message saying what to do (not an internal error); finished patients are kept."""
+    output = tmp_path / "r.csv"
+    writes = []
+
+    def write(self, *args):
+        writes.append(1)
+        if len(writes) > 1:
+            raise OSError(28, "No space left on device")
+        real_write(self, *args)
+
+    real_write = cohort_table.CohortTables.write
+    monkeypatch.setattr(cohort_table.CohortTables, "write", write)
+    monkeypatch.setattr("TTVPrognosisLib.cohort.WRITE_TIME_SHARE", 1e9)  # rewrite the tables after each patient
+    with pytest.raises(InputError, match=r"No space left on device.*--resume"):
+        run_cohort(cohort8["manifest"], output, workers=1)
+    monkeypatch.undo()
+    assert [record["patient_id"] for record in read_journal(output)] == ["P001"]
+    result = run_cohort(cohort8["manifest"], output, workers=1, resume=True)
+    assert result.ok and result.resumed == 1 and output.read_bytes() == cohort8["reference"].read_bytes()
+
+
+def test_resume_refuses_other_options(cohort8, tmp_path):
+    """Resuming with other options would mix results computed two ways in one table."""
+    output = tmp_path / "r.csv"
+    run_cohort(cohort8["manifest"], output, workers=1, should_cancel=lambda: len(read_journal(output)) >= 2)
+    for options, named in (({"register": False}, "registration"), ({"registration_mode": "affine"}, "registration"),
+                           ({"exclude": ["Lesion 2"]}, "excluded segments"), ({"liver": ["Liver"]}, "liver")):
+        with pytest.raises(InputError, match=f"other options.*{named}"):
+            run_cohort(cohort8["manifest"], output, workers=1, resume=True, **options)
+    settings = json.loads((tmp_path / ".r.csv.settings.json").read_text())
+    assert settings == {"exclude_segments": [], "liver_segments": [], "registration": "rigid"}
+    (tmp_path / ".r.csv.settings.json").unlink()  # a table from an earlier version: resumed, with a warning
+    result = run_cohort(cohort8["manifest"], output, workers=1, resume=True)
+    assert result.ok and any("no record of the options" in warning for warning in result.warnings)
+    assert output.read_bytes() == cohort8["reference"].read_bytes()
+
+
+def test_resume_refuses_patients_dropped_from_the_manifest(tmp_path):
+    rows = []
+    for index, name in enumerate("ABC"):
+        paths = write_patient(tmp_path, name, index, followup=False)
+        rows.append({"patient_id": name, "baseline_segmentation": paths["baseline_segmentation"].name})
+    output = tmp_path / "r.csv"
+    run_cohort(write_manifest(tmp_path / "m.csv", rows), output, workers=1, register=False)
+    before = output.read_bytes()
+    with pytest.raises(InputError, match=r"no longer lists: B.*delete their rows"):
+        run_cohort(write_manifest(tmp_path / "m.csv", rows[::2]), output, workers=1, register=False, resume=True)
+    assert output.read_bytes() == before
+    with pytest.raises(InputError, match="already exists"):
+        run_cohort(tmp_path / "m.csv", output, workers=1, register=False)
+
+
+def test_resume_computes_damaged_rows_again(cohort8, tmp_path):
+    """A copy of the results cut short: the cut rows are computed again, the rest kept."""
+    output, lesions = tmp_path / "r.csv", tmp_path / "l.csv"
+    run_cohort(cohort8["manifest"], output, lesions, workers=1)
+    text = output.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    output.write_text("".join(lines[:4]) + lines[4][:len(lines[4]) // 2], encoding="utf-8")  # P004 cut
+    reader = CountingReader()
+    result = run_cohort(cohort8["manifest"], output, lesions, workers=1, resume=True, read_segmentation=reader)
+    assert result.ok and result.resumed == 3 and result.computed == 5
+    assert any("P004" in warning and "computed again" in warning for warning in result.warnings)
+    assert output.read_bytes() == cohort8["reference"].read_bytes()
+    output.write_text(text[:-1], encoding="utf-8")  # the last line end missing: its last cell may be cut
+    result = run_cohort(cohort8["manifest"], output, lesions, workers=1, resume=True)
+    assert result.computed == 1 and output.read_bytes() == cohort8["reference"].read_bytes()
+
+
+def test_damaged_journal_lines_are_skipped(tmp_path):
+    from TTVPrognosisLib.cohort import journal_path
+
+    output = tmp_path / "results.csv"
+    good = {"patient_id": "P1", "row": {"patient_id": "P1"}, "lesions": [], "containers": []}
+    lines = [json.dumps(good).encode(), b'{"row": {}, "lesions": [], "containers": []}', b"\xff\xfe garbage",
+             json.dumps({**good, "patient_id": "P2", "lesions": "x"}).encode(), b"[1, 2]"]
+    journal_path(output).write_bytes(b"\n".join(lines) + b"\n")
+    assert [record["patient_id"] for record in read_journal(output)] == ["P1"]
+
+
+def test_spreadsheet_exports(tmp_path):
+    """Excel's empty trailing columns, its UTF-16 "Unicode Text" and its "sep=" first line are understood."""
+    paths = write_patient(tmp_path, "A", 0, followup=False)
+    name = paths["baseline_segmentation"].name
+    (tmp_path / "trailing.csv").write_text(f"patient_id,baseline_segmentation,age,,\nA,{name},60,,\n")
+    (tmp_path / "utf16.csv").write_bytes(f"patient_id\tbaseline_segmentation\tage\r\nA\t{name}\t60\r\n"
+                                         .encode("utf-16"))
+    (tmp_path / "sep.csv").write_text(f"sep=;\npatient_id;baseline_segmentation;age\nA;{name};60\n")
+    for manifest in ("trailing.csv", "utf16.csv", "sep.csv"):
+        read = read_manifest(tmp_path / manifest)
+        assert read.columns == ["patient_id", "baseline_segmentation", "age"], manifest
+        assert read.entries[0].cells["age"] == "60" and not read.entries[0].problems and not read.warnings
+    (tmp_path / "named.csv").write_text(f"patient_id,baseline_segmentation,,\nA,{name},,5\n")
+    with pytest.raises(ManifestError, match="column 4 has no name") as error:
+        read_manifest(tmp_path / "named.csv")  # an unnamed column with values is still a problem
+    assert "column 3" not in str(error.value)
+    (tmp_path / "sep-lines.csv").write_text(f"sep=;\npatient_id;baseline_segmentation\nA;{name}\nA;{name}\n")
+    with pytest.raises(ManifestError, match=r"lines 3, 4"):  # line numbers still count the sep= line
+        read_manifest(tmp_path / "sep-lines.csv")
+
+
+def report_sigterm_handler() -> bool:
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_pool_workers_end_on_sigterm_and_are_stopped_after_ctrl_c():
+    """Workers must not inherit the CLI's SIGTERM handler, and an interrupted run ends them at once (a second
+    Ctrl+C while waiting for them used to hang the batch and leave them running)."""
+    from TTVPrognosisLib.cohort import _process_pool, _stop_workers
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        pool = _process_pool(2)
+        assert pool.submit(report_sigterm_handler).result(timeout=60)
+        busy = pool.submit(time.sleep, 60)
+        time.sleep(0.5)
+        processes = list(pool._processes.values())
+        started = time.monotonic()
+        _stop_workers(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
+        alive = [(process.pid, process.exitcode) for process in processes if process.is_alive()]
+        assert not alive and time.monotonic() - started < 10, alive
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            busy.result(timeout=10)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
