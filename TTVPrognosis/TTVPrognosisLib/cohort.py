@@ -73,6 +73,9 @@ KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS)
 PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTATION: "Follow-up segmentation",
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")
+# Results whose keys depend on the case (CT or liver-mask registration): reserved as a whole, since the
+# template comparison (_template) shows only one kind.
+FREE_FORM_RESULTS = ("registration_diagnostics_",)
 SEPARATOR_LINE = re.compile(r"^\s*sep=(.)\s*$")  # Excel's optional first line naming the delimiter
 POLL_SECONDS = 0.1
 WORKER_STOP_SECONDS = 2.0  # a worker asked to stop (after Ctrl+C) is killed if it has not ended by then
@@ -255,7 +258,8 @@ def _header_problems(columns: list[str], header: list[str], spare: set[int]) -> 
             problems.append(f"required column '{required}' is missing{hint}; the header has: "
                             f"{', '.join(repr(name) for name in header)}")
     reserved = set(FIXED_COLUMNS) | set(_template().row) | _template().containers
-    clashes = [name for name in columns if name in reserved and name not in KNOWN_COLUMNS]
+    clashes = [name for name in columns
+               if (name in reserved or name.startswith(FREE_FORM_RESULTS)) and name not in KNOWN_COLUMNS]
     if clashes:
         problems.append(f"column{'s' if len(clashes) > 1 else ''} {', '.join(repr(name) for name in clashes)} "
                         f"would clash with result columns of the same name; rename "

@@ -798,3 +798,14 @@ def test_pool_workers_end_on_sigterm_and_are_stopped_after_ctrl_c():
             busy.result(timeout=10)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_manifest_columns_named_like_ct_registration_results_are_refused(tmp_path):
+    """The CT registration reports diagnostics the template (liver masks) lacks; a column named like one
+    would silently replace the computed value."""
+    paths = write_patient(tmp_path, "A", 0, followup=False)
+    row = {"patient_id": "A", "baseline_segmentation": paths["baseline_segmentation"].name,
+           "registration_diagnostics_correlation": "0.9"}
+    write_manifest(tmp_path / "m.csv", [row])
+    with pytest.raises(ManifestError, match="registration_diagnostics_correlation' would clash"):
+        read_manifest(tmp_path / "m.csv")
