@@ -976,10 +976,20 @@ def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     for process in processes:
         process.terminate()
     for process in processes:
-        process.join(WORKER_STOP_SECONDS)
-        if process.is_alive():
+        if not _ended(process, WORKER_STOP_SECONDS):
             process.kill()
-            process.join(WORKER_STOP_SECONDS)
+            _ended(process, WORKER_STOP_SECONDS)
+
+
+def _ended(process, seconds: float) -> bool:
+    """Wait until a process has ended and been reaped (``join`` can return a moment before: its pipe closes
+    first); True if it did within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while process.exitcode is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 class TerminalProgress:
