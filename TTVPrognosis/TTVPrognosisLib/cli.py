@@ -284,7 +284,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.retry_failed and not args.resume:
         raise InputError("--retry-failed continues an earlier run: use it together with --resume.")
     outputs = [path for path in (args.output, args.lesions_output) if path]
-    check_outputs(args.output, args.lesions_output, args.resume, args.overwrite)
+    check_outputs(args.output, args.lesions_output, args.resume, args.overwrite, args.manifest)
     manifest = read_manifest(args.manifest, outputs=outputs)
     _print_warnings(manifest.warnings)
     problems = manifest.file_problems

@@ -215,7 +215,7 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
                             f"{', '.join(map(str, lines))}); each patient needs one row with a unique id")
     if not entries:
         problems.append(f"no patients: the file has a header (line {header_line}) but no rows below it")
-    folder = manifest_path.resolve().parent
+    folder = Path(os.path.abspath(manifest_path)).parent  # where the user sees it (not a link's target's)
     written = {Path(output).resolve() for output in outputs}
     if manifest_path.resolve() in written:
         problems.append("the manifest itself is named as an output file; choose another output name")
@@ -632,13 +632,17 @@ def _is_journal_record(record) -> bool:
 
 
 def check_outputs(output: str | os.PathLike, lesions_output: str | os.PathLike | None = None, resume: bool = False,
-                  overwrite: bool = False) -> None:
-    """Refuse to overwrite an earlier run's tables unless told to resume it or overwrite it."""
+                  overwrite: bool = False, manifest: str | os.PathLike | None = None) -> None:
+    """Refuse to overwrite an earlier run's tables unless told to resume it or overwrite it, and never
+    write over the ``manifest``."""
     output = Path(output)
     lesions_output = Path(lesions_output) if lesions_output is not None else None
     if resume and overwrite:
         raise InputError("Choose either resume (continue the run in the output file) or overwrite (start again), "
                          "not both.")
+    for path in (output, lesions_output):
+        if manifest is not None and path is not None and path.resolve() == Path(manifest).resolve():
+            raise InputError(f"'{path}' is the manifest; choose another name for the output table.")
     if lesions_output is not None and output.resolve() == lesions_output.resolve():
         raise InputError(f"The results and the lesion table would both be written to '{output}'; give them "
                          f"different names.")
@@ -784,7 +788,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     """
     output = Path(output)
     lesions_output = Path(lesions_output) if lesions_output is not None else None
-    check_outputs(output, lesions_output, resume, overwrite)
+    check_outputs(output, lesions_output, resume, overwrite, None if isinstance(manifest, Manifest) else manifest)
     from .registration import MODES
 
     if registration_mode not in MODES:

@@ -329,8 +329,10 @@ def test_outputs_must_not_be_inputs(tmp_path):
                                                     "baseline_segmentation": paths["baseline_segmentation"].name}])
     with pytest.raises(InputError, match="also an output file"):
         run_cohort(manifest, paths["baseline_segmentation"], overwrite=True)
-    with pytest.raises(InputError, match="manifest itself is named as an output"):
+    with pytest.raises(InputError, match="is the manifest"):
         run_cohort(manifest, manifest, overwrite=True)
+    with pytest.raises(ManifestError, match="manifest itself is named as an output"):  # checked there too
+        read_manifest(manifest, outputs=[manifest])
     assert read_segmentation(paths["baseline_segmentation"]).layers[1].any()
 
 
@@ -809,3 +811,24 @@ def test_manifest_columns_named_like_ct_registration_results_are_refused(tmp_pat
     write_manifest(tmp_path / "m.csv", [row])
     with pytest.raises(ManifestError, match="registration_diagnostics_correlation' would clash"):
         read_manifest(tmp_path / "m.csv")
+
+
+def test_output_named_as_the_manifest_is_refused_first(cohort8, tmp_path, capsys):
+    """Not "use --overwrite" (which would then be refused too): the manifest is never an output."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes(cohort8["manifest"].read_bytes())
+    for extra in ([], ["--overwrite"]):
+        assert main(["batch", str(manifest), "--output", str(manifest), *extra]) == 1
+        assert "is the manifest" in capsys.readouterr().err
+    assert manifest.read_bytes() == cohort8["manifest"].read_bytes()
+
+
+def test_relative_paths_start_from_the_folder_of_a_linked_manifest(tmp_path):
+    paths = write_patient(tmp_path / "study", "A", 0, followup=False)
+    (tmp_path / "elsewhere").mkdir()
+    target = write_manifest(tmp_path / "elsewhere" / "m.csv", [{"patient_id": "A", "baseline_segmentation":
+                                                                 paths["baseline_segmentation"].name}])
+    link = tmp_path / "study" / "m.csv"
+    link.symlink_to(target)
+    assert not read_manifest(link).entries[0].problems
+    assert read_manifest(target).entries[0].problems  # from its own folder the file is not there
