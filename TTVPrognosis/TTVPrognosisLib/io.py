@@ -140,7 +140,12 @@ def read_image_geometry(path: str | os.PathLike) -> Geometry:
 def _read_dicom_series(folder: Path):
     import SimpleITK as sitk
 
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    showing = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's "No Series were found": our message says it
+    try:
+        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(showing)
     if not series_ids:
         raise InputError(f"The folder '{folder}' holds no DICOM series.")
     if len(series_ids) > 1:

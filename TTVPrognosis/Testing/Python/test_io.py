@@ -257,3 +257,10 @@ def test_failed_write_keeps_the_existing_file(tmp_path, geometry, lesion_labels,
         write_segmentation(volume, path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["result.seg.nrrd"]
+
+
+def test_a_folder_without_dicom_is_one_clear_message(tmp_path, capfd):
+    """Our message only: ITK's own "No Series were found" warning would go to the terminal beside it."""
+    with pytest.raises(InputError, match="holds no DICOM series"):
+        read_segmentation(tmp_path)
+    assert "No Series" not in capfd.readouterr().err
