@@ -699,8 +699,8 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
     logged = {record["patient_id"]: record for record in journal}
     damaged_ids = [values[0] for values in damaged if values[0] not in logged]
     if damaged_ids:
-        warnings.append(f"{len(damaged_ids)} row(s) of '{output}' have fewer or more cells than its header (the "
-                        f"file was damaged or cut short); those patients are computed again: "
+        warnings.append(f"{len(damaged_ids)} row(s) of '{output}' are incomplete (the file was damaged or cut "
+                        f"short); those patients are computed again: "
                         f"{', '.join(damaged_ids[:10])}{' ...' if len(damaged_ids) > 10 else ''}")
     rows = [row for row in rows if row.get(PATIENT_ID, "") not in logged]
     for patient_id, record in logged.items():
