@@ -31,7 +31,7 @@ PACKED_TYPES = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # all layers of one v
 
 
 class TruncatedDataError(ValueError):
-    """The compressed data ends before the volume is complete."""
+    """The compressed data does not hold exactly the volume (it ends early, lacks its end, or holds more)."""
 
 
 def read_layers(path: str | os.PathLike) -> tuple[list[np.ndarray], dict]:
@@ -69,7 +69,20 @@ def read_layers(path: str | os.PathLike) -> tuple[list[np.ndarray], dict]:
                                      f"{shape_kji[0] * slice_bytes} bytes")
         slab = np.frombuffer(data, dtype=dtype).reshape(count, *shape_kji[1:], layer_count)
         _split_slab(slab, layers, first)
+    _finish_stream(stream, pending)
     return layers, header
+
+
+def _finish_stream(stream, pending: bytes) -> None:
+    """Read the stream to its end, so that gzip's checksum and length are checked: damaged data can still
+    inflate to the right number of bytes (wrong ones), and only the checksum tells. ``zlib.error`` passes
+    through ("incorrect data check"); data beyond the volume is damage too."""
+    extra = stream.decompress(pending) if pending else b""
+    extra += stream.flush()
+    if extra:
+        raise TruncatedDataError(f"the compressed data holds {len(extra)} more bytes than the volume's size")
+    if not stream.eof:
+        raise TruncatedDataError("the compressed data ends before its end mark and checksum")
 
 
 def _streamable_dtype(header: dict) -> np.dtype | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 
 import nrrd
 import numpy as np
@@ -99,3 +100,32 @@ def test_short_stream_in_a_slicer_file_is_a_clear_input_error(tmp_path):
     path.write_bytes(text + gzip.compress(data[header_end:])[:-200])
     with pytest.raises(InputError, match="damaged or incomplete"):
         read_segmentation(path)
+
+
+def gzip_variant(tmp_path, name: str, payload_of) -> object:
+    """A two-layer NRRD whose gzip payload is ``payload_of(raw voxel bytes)``; returns its path."""
+    voxels = np.random.default_rng(1).integers(0, 3, size=(9, 10, 11, 2), dtype=np.uint8)
+    raw_path = tmp_path / "raw.nrrd"
+    write_volume(raw_path, voxels, encoding="raw")
+    data = raw_path.read_bytes()
+    header_end = data.index(b"\n\n") + 2
+    path = tmp_path / name
+    path.write_bytes(data[:header_end].replace(b"encoding: raw", b"encoding: gzip") + payload_of(data[header_end:]))
+    return path
+
+
+def test_damage_that_still_inflates_to_the_right_size_is_caught_by_the_checksum(tmp_path):
+    """Stored (uncompressed) deflate blocks with a changed byte inflate to the right length but wrong
+    values: only gzip's checksum at the end of the stream shows it."""
+    def changed_byte(raw: bytes) -> bytes:
+        packed = bytearray(gzip.compress(raw, compresslevel=0))
+        packed[len(packed) // 2] ^= 0xFF
+        return bytes(packed)
+
+    assert read_layers(gzip_variant(tmp_path, "good.nrrd", lambda raw: gzip.compress(raw, compresslevel=0)))[0]
+    with pytest.raises(zlib.error, match="incorrect data check"):
+        read_layers(gzip_variant(tmp_path, "changed.nrrd", changed_byte))
+    with pytest.raises(TruncatedDataError, match="end mark"):
+        read_layers(gzip_variant(tmp_path, "no-trailer.nrrd", lambda raw: gzip.compress(raw)[:-8]))
+    with pytest.raises(TruncatedDataError, match="more bytes"):
+        read_layers(gzip_variant(tmp_path, "longer.nrrd", lambda raw: gzip.compress(raw + bytes(50))))
