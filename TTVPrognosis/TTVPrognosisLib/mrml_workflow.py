@@ -98,10 +98,12 @@ def write_outcome(outcome: Outcome, nodes: ResultNodes, scene) -> None:
             node.RemoveAllColumns()
     if outcome.prognosis is not None:
         write_survival_table(outcome.prognosis, nodes.survival)
-        write_survival_chart(survival_curves(outcome.prognosis["baseline_ttv_ml"]), nodes.survival_curves,
-                             nodes.survival_chart, scene)
     else:
         nodes.survival.RemoveAllColumns()
+    if outcome.prognosis is not None and outcome.prognosis["overall_survival"]:
+        write_survival_chart(survival_curves(outcome.prognosis["baseline_ttv_ml"]), nodes.survival_curves,
+                             nodes.survival_chart, scene)
+    else:  # no prognosis, or a TTV outside the model's range (its error is in the prognosis section)
         nodes.survival_chart.RemoveAllPlotSeriesNodeIDs()
     write_score_table(outcome.scores, nodes.scores)
 

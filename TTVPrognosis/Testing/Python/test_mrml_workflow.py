@@ -95,3 +95,20 @@ def test_clinical_inputs_from_panel(values, expected):
     clinical = mrml_workflow.clinical_inputs_from_panel(*values)
     assert (clinical.node_positive_primary, clinical.disease_free_interval_months, clinical.cea_ng_ml,
             clinical.kras_mutated, clinical.extrahepatic_disease) == expected
+
+
+@pytest.mark.parametrize("scale_mm", [0.2, 10.0])  # TTV below the model's range (0.5 mL) and far above it
+def test_ttv_outside_the_model_range_still_fills_the_panel(scene, scale_mm):
+    """The prognosis says why there is no prediction; every other result is still shown (no exception)."""
+    segmentation = demo_time_point(followup=False)[1]
+    matrix = segmentation.geometry.ijk_to_ras.copy()
+    matrix[:3, :3] *= scale_mm / np.cbrt(segmentation.geometry.voxel_volume_mm3)
+    scaled = LabelVolume(segmentation.layers, type(segmentation.geometry)(matrix, segmentation.geometry.shape_kji),
+                         segmentation.segments)
+    outcome = mrml_workflow.compute_outcome(mrml.segmentation_node_from_label_volume(scaled, scene))
+    assert outcome.prognosis is not None and outcome.prognosis["overall_survival"] == []
+    assert outcome.prognosis["errors"], "the reason is reported"
+    nodes = result_nodes(scene)
+    mrml_workflow.write_outcome(outcome, nodes, scene)
+    assert nodes.summary.GetNumberOfRows() > 0 and nodes.scores.GetNumberOfRows() > 0
+    assert nodes.survival_chart.GetNumberOfPlotSeriesNodes() == 0
