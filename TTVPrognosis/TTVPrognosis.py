@@ -5,6 +5,7 @@ All measuring, segmenting, comparing and predicting lives in TTVPrognosisLib, sh
 and the batch; the panel gathers inputs, calls the logic and shows results.
 """
 
+import contextlib
 import logging
 import os
 from typing import Annotated
@@ -30,6 +31,20 @@ YES_NO_UNKNOWN = ["Unknown", "No", "Yes"]
 SEGMENT_EDITOR_EFFECTS = ["Paint", "Draw", "Erase", "Scissors", "Islands", "Smoothing", "Threshold", "Grow from seeds",
                           "Local Threshold"]
 LESION_TABLE_HEADERS = ["Lesion", "Volume (mL)", "Axial diameter (mm)", "Verified"]
+
+
+@contextlib.contextmanager
+def showingErrors(message: str, waitCursor: bool = False):
+    """Show an error of the block in a dialog and end it there.
+
+    slicer.util.tryWithErrorDisplay shows the dialog and then raises the error again, which would skip what a
+    handler does after the block (refreshing the lesion table, resetting a label): the panel carries on.
+    """
+    try:
+        with slicer.util.tryWithErrorDisplay(message, waitCursor=waitCursor):
+            yield
+    except Exception:
+        logging.debug("Shown to the user: %s", message, exc_info=True)
 
 
 class TTVPrognosis(ScriptedLoadableModule):
@@ -126,10 +141,8 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         effects = [name for name in SEGMENT_EDITOR_EFFECTS if available is None or name in available]
         editor.setEffectNameOrder(effects)
         editor.unorderedEffectsVisible = False
-        for selectorProperty in ("segmentationNodeSelectorVisible", "sourceVolumeNodeSelectorVisible",
-                                 "masterVolumeNodeSelectorVisible"):
-            if hasattr(editor, selectorProperty):
-                setattr(editor, selectorProperty, False)
+        editor.segmentationNodeSelectorVisible = False  # the panel's own selectors choose the nodes
+        editor.sourceVolumeNodeSelectorVisible = False  # (Slicer 5.8 and later; the "master" names warn there)
 
     def cleanup(self) -> None:
         self.stopAddingLesions()
@@ -188,15 +201,13 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor = self.ui.segmentEditorWidget
         if editor.segmentationNode() != segmentationNode:
             editor.setSegmentationNode(segmentationNode)
-        if hasattr(editor, "setSourceVolumeNode"):  # Slicer 5.4 and later
+        if segmentationNode is not None:  # without one, the editor logs an error for a source volume
             editor.setSourceVolumeNode(volumeNode)
-        else:
-            editor.setMasterVolumeNode(volumeNode)
 
     # --- lesion review ---------------------------------------------------------------------------------
 
     def onCreateSegmentation(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Failed to create a segmentation.", waitCursor=True):
+        with showingErrors("Failed to create a segmentation.", waitCursor=True):
             self.logic.createReviewSegmentation(self._parameterNode)
 
     def onAddLesionToggled(self, checked: bool) -> None:
@@ -236,7 +247,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.addLesionStatusLabel.text = "Segmenting..."
         slicer.app.processEvents()
         text = "No lesion added."
-        with slicer.util.tryWithErrorDisplay("No lesion was added.", waitCursor=True):
+        with showingErrors("No lesion was added.", waitCursor=True):
             name, result = self.logic.addLesionAtPoint(self._parameterNode, position)
             text = f"{name}: {result.volume_ml:.2f} mL ({result.polarity})."
             if result.warnings:
@@ -250,7 +261,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             rows = []
             if self._parameterNode:
-                with slicer.util.tryWithErrorDisplay("Could not list the lesions."):
+                with showingErrors("Could not list the lesions."):
                     rows = self.logic.lesionRows(self._parameterNode)
             table.setRowCount(len(rows))
             for index, row in enumerate(rows):
@@ -275,9 +286,10 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onLesionItemChanged(self, item) -> None:
         if self._fillingLesionTable or item.column() != 3:
             return
-        with slicer.util.tryWithErrorDisplay("Could not change the verified state."):
+        with showingErrors("Could not change the verified state."):
             self.logic.setLesionVerified(self._parameterNode, item.data(qt.Qt.UserRole),
                                          item.checkState() == qt.Qt.Checked)
+        qt.QTimer.singleShot(0, self.updateLesionTable)  # after this signal: a tick that did not take is undone
 
     def onLesionRowSelected(self, row, column, previousRow, previousColumn) -> None:
         segmentId = self.selectedSegmentId()
@@ -293,7 +305,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             setSelected(segmentId)
 
     def onVerifyAll(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Could not mark the lesions verified."):
+        with showingErrors("Could not mark the lesions verified."):
             for row in self.logic.lesionRows(self._parameterNode):
                 self.logic.setLesionVerified(self._parameterNode, row.segment_id, True)
         self.updateLesionTable()
@@ -303,7 +315,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not segmentId:
             slicer.util.infoDisplay("Select a lesion in the table first.")
             return
-        with slicer.util.tryWithErrorDisplay("Could not split the lesion.", waitCursor=True):
+        with showingErrors("Could not split the lesion.", waitCursor=True):
             created = self.logic.splitLesion(self._parameterNode, segmentId)
             self.ui.addLesionStatusLabel.text = (f"Split into {len(created)} segments." if len(created) > 1
                                                  else "The segment has a single island.")
@@ -322,7 +334,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onComputeButton(self) -> None:
         self.stopAddingLesions()
-        with slicer.util.tryWithErrorDisplay("Failed to compute TTV.", waitCursor=True):
+        with showingErrors("Failed to compute TTV.", waitCursor=True):
             outcome = self.logic.computeTTV(self._parameterNode)
             self.ui.summaryLabel.text = self.logic.summaryHtml(outcome)
             self.ui.prognosisLabel.text = self.logic.prognosisHtml(outcome)
@@ -430,6 +442,9 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
         if not parameterNode.segmentEditorNode:
             node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "TTVPrognosis segment editor")
             node.SetHideFromEditors(True)
+            # Lesions lie inside the liver: painting one must not cut it out of the liver segment (as the
+            # editor's default, overwrite all segments, would), which would change the liver volume and mask.
+            node.SetOverwriteMode(node.OverwriteNone)
             parameterNode.segmentEditorNode = node
         return parameterNode.segmentEditorNode
 

@@ -24,7 +24,7 @@ from .mrml import (
     oriented_image_from_array,
     register_segmentation_converters,
 )
-from .segments import ROLE_TAG, VERIFIED_TAG
+from .segments import ROLE_TAG, VERIFIED_TAG, names_matching
 from .volumetry import SegmentSize, lesion_segment_sizes, nonzero_box
 
 LESION_COLORS = ((0.95, 0.77, 0.06), (0.90, 0.30, 0.24), (0.20, 0.60, 0.86), (0.61, 0.35, 0.71),
@@ -80,10 +80,15 @@ def set_segment_verified(segmentation_node, segment_id: str, verified: bool) -> 
 
 
 def lesion_rows(segmentation_node, volume_node=None, exclude: Sequence[str] = ()) -> list[SegmentSize]:
-    """Lesion segments with volume, diameters, centroid and verified flag, for the review table."""
+    """Lesion segments with volume, diameters, centroid and verified flag, for the review table.
+
+    Only the ``exclude`` names that name a segment here are applied: the panel's list also names segments of
+    the other time point, and it is re-read at every keystroke, while a name is still being typed.
+    """
     if segmentation_node is None or not segmentation_node.GetSegmentation().GetNumberOfSegments():
         return []
-    return lesion_segment_sizes(label_volume_from_segmentation_node(segmentation_node, volume_node), exclude=exclude)
+    volume = label_volume_from_segmentation_node(segmentation_node, volume_node)
+    return lesion_segment_sizes(volume, exclude=names_matching(volume, exclude))
 
 
 def split_segment_into_islands(segmentation_node, segment_id: str, volume_node=None) -> list[str]:

@@ -135,6 +135,12 @@ def test_mrml_click_becomes_a_tagged_segment_and_nothing_else_changes(demo):
     assert not any(row.verified for row in rows)
     mrml_review.set_segment_verified(segmentation_node, first_id, True)
     assert [row.verified for row in mrml_review.lesion_rows(segmentation_node, volume_node)] == [True, False]
+    # the panel's exclude list, re-read at each keystroke: a half-typed name or one of the other time point
+    # is not applied (and is no error); a full name is
+    for typing in (["L"], ["Lesion"], ["Cyst 3"]):
+        assert len(mrml_review.lesion_rows(segmentation_node, volume_node, exclude=typing)) == 2
+    assert [row.name for row in mrml_review.lesion_rows(segmentation_node, volume_node, exclude=["Lesion 2"])] \
+        == ["Lesion 1"]
     count = segmentation_node.GetSegmentation().GetNumberOfSegments()
     with pytest.raises(InputError):
         mrml_review.add_lesion_at_points_to_node(segmentation_node, volume_node, [(900.0, 0.0, 0.0)])
