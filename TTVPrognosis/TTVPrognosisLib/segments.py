@@ -8,6 +8,7 @@ MRML nodes and synthetic test data all become this one type, so every path measu
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -71,6 +72,10 @@ class LabelVolume:
             if not 0 <= segment.layer < len(self.layers):
                 raise InputError(f"Segment '{segment.name}' refers to layer {segment.layer}, but "
                                  f"{self.source or 'the segmentation'} has {len(self.layers)} layer(s).")
+            if segment.label_value <= 0:  # 0 is the background: such a segment would be every empty voxel
+                raise InputError(f"Segment '{segment.name}' of {self.source or 'the segmentation'} has label value "
+                                 f"{segment.label_value}; segments need a value above 0. The file may be damaged; "
+                                 f"re-save it from Slicer.")
 
     def segments_with_role(self, role: str) -> list[Segment]:
         return [segment for segment in self.segments if segment.role == role]
@@ -86,20 +91,36 @@ class LabelVolume:
         return union
 
 
-def _matches(segment: Segment, names: Sequence[str]) -> bool:
-    """A user names a segment by its name, its ID or (for label images) its label value."""
+def _matches(segment: Segment, names: Sequence[str], volume: LabelVolume) -> bool:
+    """A user names a segment by its name, its ID or (for label images) its label value. A label value
+    names a segment only when no other segment has it: in a Slicer file every layer may use value 1."""
     wanted = {name.strip().lower() for name in names}
-    return bool({segment.name.lower(), segment.segment_id.lower(), str(segment.label_value)} & wanted)
+    keys = {segment.name.lower(), segment.segment_id.lower()}
+    if str(segment.label_value) not in _shared_label_values(volume):
+        keys.add(str(segment.label_value))
+    return bool(keys & wanted)
+
+
+def _shared_label_values(volume: LabelVolume) -> set[str]:
+    """Label values (as text) that more than one segment of ``volume`` has (segments of different layers)."""
+    counts = Counter(str(segment.label_value) for segment in volume.segments)
+    return {value for value, count in counts.items() if count > 1}
 
 
 def names_matching(volume: LabelVolume, names: Sequence[str]) -> list[str]:
     """The subset of ``names`` that name a segment of ``volume``."""
-    return [name for name in names if any(_matches(segment, [name]) for segment in volume.segments)]
+    return [name for name in names if any(_matches(segment, [name], volume) for segment in volume.segments)]
 
 
 def require_segments_named(volumes: Sequence[LabelVolume], names: Sequence[str], option: str) -> None:
     """Each name must match a segment in at least one of ``volumes``: a typo must not change the TTV silently."""
     for name in names:
+        for volume in volumes:
+            if name.strip() in _shared_label_values(volume) and not names_matching(volume, [name]):
+                sharing = [segment.name for segment in volume.segments if str(segment.label_value) == name.strip()]
+                raise InputError(f"{option} '{name}': label value {name.strip()} belongs to several segments of "
+                                 f"{volume.source or 'the input'} ({', '.join(sharing)}), one per layer; name the "
+                                 f"segment instead.")
         if not any(names_matching(volume, [name]) for volume in volumes):
             available = sorted({f"'{segment.name}'" for volume in volumes for segment in volume.segments})
             sources = " or ".join(volume.source or "the input" for volume in volumes)
@@ -119,9 +140,9 @@ def assign_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequen
     warnings = []
     for segment in volume.segments:
         tagged_role = segment.tags.get(ROLE_TAG, "").strip().lower()
-        if _matches(segment, exclude):
+        if _matches(segment, exclude, volume):
             segment.role = ROLE_EXCLUDED
-        elif _matches(segment, liver):
+        elif _matches(segment, liver, volume):
             segment.role = ROLE_LIVER
         elif tagged_role in ROLES:
             segment.role = tagged_role

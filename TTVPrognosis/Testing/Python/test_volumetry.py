@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 from scipy.spatial.distance import pdist
 
-from TTVPrognosisLib.demo_data import ellipsoid_mask
+from TTVPrognosisLib.demo_data import demo_time_point, ellipsoid_mask
 from TTVPrognosisLib.errors import InputError
 from TTVPrognosisLib.geometry import Geometry
 from TTVPrognosisLib.io import image_to_itk
@@ -311,3 +311,24 @@ def test_liver_volume_from_label_counts_equals_the_liver_mask():
         (30 * 50 * 40 - 125) * geometry.voxel_volume_ml)
     assert counted.liver_mask is None
     assert masked.liver_mask.start_kji == (0, 0, 0) and masked.liver_mask.mask.sum() == 30 * 50 * 40 - 125
+
+
+def test_a_label_value_names_a_segment_only_when_no_other_segment_has_it():
+    """In a Slicer file every layer may use value 1 (Liver in layer 0, Lesion 1 in layer 1): "1" must not
+    quietly exclude both."""
+    volume = demo_time_point(followup=False)[1]
+    values = {segment.name: (segment.layer, segment.label_value) for segment in volume.segments}
+    assert values["Liver"][1] == values["Lesion 1"][1] == 1 and values["Liver"][0] != values["Lesion 1"][0]
+    whole = measure(volume)
+    with pytest.raises(InputError, match=r"label value 1 belongs to several segments.*Liver, Lesion 1"):
+        measure(volume, exclude=["1"])
+    by_value = measure(volume, exclude=[str(values["Lesion 2"][1])])  # a value only Lesion 2 has
+    by_name = measure(volume, exclude=["Lesion 2"])
+    assert by_value.ttv_ml == by_name.ttv_ml < whole.ttv_ml
+
+
+def test_a_segment_with_label_value_zero_is_refused():
+    """Value 0 is the background: such a segment (a damaged header) would count every empty voxel."""
+    geometry = Geometry(np.eye(4), (4, 4, 4))
+    with pytest.raises(InputError, match="label value 0"):
+        LabelVolume([np.zeros((4, 4, 4), np.uint8)], geometry, [Segment("Lesion_1", "Lesion 1", 0, 0)])
