@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .allocator import reuse_freed_memory
 from .errors import InputError
+from .io import require_writable_folder
 
 EXIT_INPUT_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
@@ -24,7 +25,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 # Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9).
 NUMERIC_LIST_OPTIONS = ("--point",)
-NUMERIC_LIST = re.compile(r"^-?\d*\.?\d+(e-?\d+)?(,\s*-?\d*\.?\d+(e-?\d+)?)*$", re.IGNORECASE)
+NUMERIC_LIST = re.compile(r"^-?\d*\.?\d+(e[-+]?\d+)?(,\s*-?\d*\.?\d+(e[-+]?\d+)?)*$", re.IGNORECASE)
 
 
 def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
@@ -206,6 +207,10 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
     from .lesion_editing import add_lesion_at_points, liver_mask_from, on_grid
 
     output = Path(args.output)
+    if not output.name.lower().endswith(".seg.nrrd"):
+        raise InputError(f"segment-lesion writes a Slicer segmentation: give --output a name ending in .seg.nrrd "
+                         f"(an existing one is added to), not '{output.name}'.")
+    require_writable_folder(output)
     image = read_image(args.image)
     segmentation = on_grid(read_segmentation(output), image.geometry) if output.exists() else None
     liver = None
@@ -215,12 +220,15 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
             print(f"Note: {note}", file=sys.stderr)
     groups = [args.point] if args.one_lesion else [[point] for point in args.point]
     added, failed = [], []
-    for points in groups:
+    for number, points in enumerate(groups, start=1):
         try:
             step = add_lesion_at_points(image, segmentation, points, liver_mask_kji=liver)
         except InputError as error:
-            failed.append({"points_ras": [list(point) for point in points], "error": str(error)})
-            print(f"Error: {error}", file=sys.stderr)
+            message = str(error)
+            if len(points) == 1 and message.startswith("Point 1 ("):  # each point is segmented on its own
+                message = f"Point {number} (" + message[len("Point 1 ("):]
+            failed.append({"points_ras": [list(point) for point in points], "error": message})
+            print(f"Error: {message}", file=sys.stderr)
             continue
         segmentation = step.segmentation
         result = step.result
@@ -230,7 +238,11 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
                       "warnings": list(result.warnings)})
         _print_warnings(result.warnings)
     if added:
-        write_segmentation(segmentation, output)
+        try:
+            write_segmentation(segmentation, output)
+        except OSError as error:
+            raise InputError(f"Could not write '{output}' ({error.strerror or error}); nothing was changed. Choose "
+                             f"another --output and run again.") from error
     document = {"output": str(output), "written": bool(added), "added": added, "failed": failed}
     lines = [f"{item['name']}: {item['volume_ml']:.2f} mL ({item['polarity']})" for item in added]
     lines.append(f"Wrote {output}" if added else f"Nothing written: no lesion could be segmented ({output} unchanged).")
@@ -247,6 +259,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .report import comparison_document, format_comparison, format_prognosis
 
     folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"'{folder}' is a file; give --output a folder (new or empty) for the sample case.")
+    require_writable_folder(folder / DEMO_MARKER)
     if folder.exists() and any(folder.iterdir()) and not (folder / DEMO_MARKER).exists():
         raise InputError(f"The folder '{folder}' already holds other files; choose an empty or new folder "
                          f"with --output so nothing of yours is overwritten.")

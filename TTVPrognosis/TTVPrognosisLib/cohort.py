@@ -62,6 +62,7 @@ from .cohort_table import (
     typed_rows,
 )
 from .errors import InputError
+from .io import require_writable_folder
 
 BASELINE_SEGMENTATION = "baseline_segmentation"
 FOLLOWUP_SEGMENTATION = "followup_segmentation"
@@ -654,19 +655,7 @@ def check_outputs(output: str | os.PathLike, lesions_output: str | os.PathLike |
         if path.exists() and not resume and not overwrite:
             raise InputError(f"'{path}' already exists. Resume that run (--resume; finished patients are kept) or "
                              f"replace it (--overwrite).")
-        _require_writable_folder(path)
-
-
-def _require_writable_folder(path: Path) -> None:
-    """The folder of an output table must be (or become) a folder this user can write in."""
-    folder = path.absolute().parent
-    while not folder.exists() and folder != folder.parent:  # missing folders are created; check what holds them
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputError(f"Cannot write '{path}': '{folder}' is a file, not a folder.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"Cannot write '{path}': the folder '{folder}' is not writable for you. Choose an output "
-                         f"in a folder you can write to.")
+        require_writable_folder(path)
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -239,6 +239,20 @@ def _file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
+def require_writable_folder(path: str | os.PathLike) -> None:
+    """The folder of a file to write must be (or can become) a folder this user writes in: checked before
+    work whose result would otherwise be lost."""
+    target = Path(path)
+    folder = target.absolute().parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are created; check what holds them
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"Cannot write '{target}': '{folder}' is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write '{target}': the folder '{folder}' is not writable for you. Choose a "
+                         f"folder you can write to.")
+
+
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(temporary_path)`` and move the result over ``path`` only when it succeeded."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,34 @@ def test_measure_on_files_does_not_import_slicer(demo_files):
     (["segment-lesion", "ct.nrrd", "--point", "-52.9,14.7,4.9"],
      ["segment-lesion", "ct.nrrd", "--point=-52.9,14.7,4.9"]),
     (["--point", "1,2,3", "--point", "-1e-3,-2,-3"], ["--point=1,2,3", "--point=-1e-3,-2,-3"]),
+    (["--point", "-5e+1,0,1E+2"], ["--point=-5e+1,0,1E+2"]),
     (["--point", "--json"], ["--point", "--json"]),
 ])
 def test_negative_coordinates_are_kept_as_values(argv, expected):
     assert _attach_negative_values(argv) == expected
+
+
+def test_segment_lesion_writes_only_slicer_segmentations(demo_files, tmp_path, capsys):
+    """An existing NIfTI label image named as --output is refused, not replaced by NRRD bytes under its name."""
+    labels = tmp_path / "labels.nii.gz"
+    labels.write_bytes(b"my labels")
+    assert main(["segment-lesion", str(demo_files["baseline_image"]), "--point", "60,20,10",
+                 "--output", str(labels)]) == 1
+    assert "ending in .seg.nrrd" in capsys.readouterr().err and labels.read_bytes() == b"my labels"
+
+
+def test_outputs_that_cannot_be_written_are_user_errors(demo_files, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    assert main(["segment-lesion", str(demo_files["baseline_image"]), "--point", "60,20,10",
+                 "--output", str(tmp_path / "a-file" / "out.seg.nrrd")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["demo", "--output", str(tmp_path / "a-file")]) == 1
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_each_failing_point_is_numbered_as_given(demo_files, tmp_path, capsys):
+    code = main(["segment-lesion", str(demo_files["baseline_image"]), "--point", "60,20,10", "--point", "500,0,0",
+                 "--point", "0,600,0", "--output", str(tmp_path / "new.seg.nrrd")])
+    errors = capsys.readouterr().err
+    assert code == 1 and "Point 2 (R 500.0" in errors and "Point 3 (R 0.0, A 600.0" in errors
+    assert "Point 1 (" not in errors
