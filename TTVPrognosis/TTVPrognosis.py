@@ -634,16 +634,22 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
         import csv
         import tempfile
 
-        from TTVPrognosisLib.demo_data import write_demo_case
+        from TTVPrognosisLib.demo_data import demo_time_point
 
         self.delayDisplay("Process a two-patient cohort from the console")
         folder = tempfile.mkdtemp()
-        paths = write_demo_case(folder)
+        paths = {}
+        for name in ("baseline", "followup"):  # written by Slicer: slicerio and pynrrd are not bundled with it
+            node = mrml.segmentation_node_from_label_volume(demo_time_point(followup=name == "followup")[1],
+                                                            slicer.mrmlScene)
+            paths[name] = os.path.join(folder, f"{name}.seg.nrrd")
+            self.assertTrue(slicer.util.saveNode(node, paths[name]))
+            slicer.mrmlScene.RemoveNode(node)
         manifest = os.path.join(folder, "cohort.csv")
         with open(manifest, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["patient_id", "baseline_segmentation", "followup_segmentation"])
-            writer.writerow(["P1", paths["baseline_segmentation"], paths["followup_segmentation"]])
+            writer.writerow(["P1", paths["baseline"], paths["followup"]])
             writer.writerow(["P2", os.path.join(folder, "missing.seg.nrrd"), ""])
         result, table = TTVPrognosisLogic().processCohort(manifest, os.path.join(folder, "results.csv"),
                                                           showProgress=False)
