@@ -178,6 +178,10 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
     except OSError as error:
         raise InputError(f"Cannot read the manifest '{manifest_path}': {error.strerror or error}.") from None
     text, warnings = _decode(data)
+    if "\x00" in text:  # Python 3.9's csv (Slicer 5.8) stops at it; later versions read it into a cell
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ManifestError(manifest_path, [f"line {line} holds a NUL character: the file is not plain text (or "
+                                            f"UTF-16 without its byte-order mark); save it as CSV (UTF-8)"])
     delimiter = _delimiter(text)
     first_line, _, rest = text.partition("\n")
     if SEPARATOR_LINE.match(first_line):
