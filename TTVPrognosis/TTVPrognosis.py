@@ -13,7 +13,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
-from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, Default, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -79,8 +79,10 @@ class TTVPrognosisParameterNode:
     segmentEditorNode: slicer.vtkMRMLSegmentEditorNode
     lesionPoints: slicer.vtkMRMLMarkupsFiducialNode
     nodePositivePrimary: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
-    diseaseFreeIntervalMonths: Annotated[float, Default(-1.0)]
-    ceaNgMl: Annotated[float, Default(-1.0)]
+    # The ranges are the .ui's: without them the parameter node widens its spin box to any number, and -1
+    # ("unknown", the special value text at the minimum) would show as a number.
+    diseaseFreeIntervalMonths: Annotated[float, WithinRange(-1.0, 600.0), Default(-1.0)]
+    ceaNgMl: Annotated[float, WithinRange(-1.0, 100000.0), Default(-1.0)]
     krasMutated: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
     extrahepaticDisease: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
     summaryTable: slicer.vtkMRMLTableNode
