@@ -25,6 +25,10 @@ from .segments import LabelVolume, Segment
 
 LABEL_IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 SUPPORTED_TEXT = ".seg.nrrd, .nrrd, .nii, .nii.gz, .mha, .mhd or a folder of DICOM slices"
+# slicerio's fields that the reader turns into LabelVolume/Segment attributes, or that describe the voxels
+# as stored; the others are kept as they are and written back (``file_fields``).
+SEGMENT_FIELDS_USED = {"id", "name", "layer", "labelValue", "tags", "status", "extent"}
+SEGMENTATION_FIELDS_USED = {"voxels", "ijkToLPS", "segments", "encoding", "referenceImageExtentOffset"}
 MAX_LABEL_VALUES = 1000  # more distinct values than this is an intensity image, not lesion labels
 
 
@@ -218,9 +222,11 @@ def _read_slicer_segmentation(file_path: Path) -> LabelVolume:
             tags["Segmentation.Status"] = info["status"]
         segments.append(Segment(segment_id=info["id"], name=info.get("name", info["id"]),
                                 layer=int(info.get("layer", 0)), label_value=int(info.get("labelValue", 1)),
-                                tags=tags))
+                                tags=tags, file_fields={key: value for key, value in info.items()
+                                                        if key not in SEGMENT_FIELDS_USED}))
     geometry = Geometry.from_lps(metadata["ijkToLPS"], layers[0].shape)
-    return LabelVolume(layers, geometry, segments, str(file_path))
+    return LabelVolume(layers, geometry, segments, str(file_path), file_fields={
+        key: value for key, value in metadata.items() if key not in SEGMENTATION_FIELDS_USED})
 
 
 # --- writing --------------------------------------------------------------------------------------------
@@ -280,9 +286,9 @@ def write_segmentation(volume: LabelVolume, path: str | os.PathLike) -> None:
     segments = []
     for index, segment in enumerate(volume.segments):
         color = LIVER_COLOR if segment.role == "liver" else SEGMENT_COLORS[index % len(SEGMENT_COLORS)]
-        entry = {"id": segment.segment_id, "name": segment.name, "layer": segment.layer,
-                 "labelValue": segment.label_value, "color": list(color), "extent": _segment_extent(
-                     volume, segment)}
+        entry = {"color": list(color), **segment.file_fields, "id": segment.segment_id, "name": segment.name,
+                 "layer": segment.layer, "labelValue": segment.label_value,
+                 "extent": _segment_extent(volume, segment)}
         tags = dict(segment.tags)
         status = tags.pop("Segmentation.Status", None)
         if status:
@@ -290,8 +296,8 @@ def write_segmentation(volume: LabelVolume, path: str | os.PathLike) -> None:
         if tags:
             entry["tags"] = tags
         segments.append(entry)
-    document = {"voxels": voxels.astype(smallest, copy=False), "ijkToLPS": volume.geometry.ijk_to_lps,
-                "segments": segments, "encoding": "gzip"}
+    document = {**volume.file_fields, "voxels": voxels.astype(smallest, copy=False),
+                "ijkToLPS": volume.geometry.ijk_to_lps, "segments": segments, "encoding": "gzip"}
     _atomic_write(Path(path), lambda temporary: slicerio.write_segmentation(str(temporary), document,
                                                                             compression_level=1))
 

@@ -44,6 +44,9 @@ class Segment:
     label_value: int
     tags: dict[str, str] = field(default_factory=dict)
     role: str = ROLE_LESION
+    # What its Slicer file says of the segment beyond the above (colour, terminology...): not used here,
+    # written back unchanged so that adding a lesion to a file loses nothing of what is there.
+    file_fields: dict = field(default_factory=dict)
 
     @property
     def verified(self) -> bool:
@@ -59,6 +62,7 @@ class LabelVolume:
     segments: list[Segment]
     source: str = ""
     warnings: list[str] = field(default_factory=list)  # noticed while reading, e.g. float labels
+    file_fields: dict = field(default_factory=dict)  # the Slicer file's own fields (conversion parameters...)
 
     def __post_init__(self) -> None:
         for index, layer in enumerate(self.layers):
