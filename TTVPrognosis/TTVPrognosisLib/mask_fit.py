@@ -54,9 +54,12 @@ class MaskBlocks:
            ) -> MaskBlocks:
         box = mask_box(mask) if box is None else box
         spacing_kji = mask.geometry.spacing[::-1]
-        factors = np.array([max(1, round(spacing_mm / spacing)) for spacing in spacing_kji])
-        sums = block_sums(mask.voxels[box], factors)
-        margin = np.ceil(margin_mm / (factors * spacing_kji)).astype(int)
+        crop = mask.voxels[box]
+        # A block never needs to be larger than the mask (voxels of a micrometre would make it huge).
+        factors = np.array([min(max(1, round(spacing_mm / spacing)), size) for spacing, size in
+                            zip(spacing_kji, crop.shape)])
+        sums = block_sums(crop, factors)
+        margin = np.minimum(np.ceil(margin_mm / (factors * spacing_kji)).astype(int), sums.shape)  # (same)
         fractions = np.pad(sums.astype(np.float32) / np.float32(np.prod(factors)),
                            [(int(blocks), int(blocks)) for blocks in margin])
         first_centre_kji = np.array([part.start for part in box]) - margin * factors + (factors - 1) / 2.0

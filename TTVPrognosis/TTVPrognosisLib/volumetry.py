@@ -114,6 +114,17 @@ class Measurement:
 
 
 Box = tuple[slice, slice, slice]
+PLAUSIBLE_SPACING_MM = (0.05, 20.0)  # CT voxels lie well inside this; outside it, the units are likely wrong
+
+
+def spacing_warnings(geometry) -> list[str]:
+    """A voxel spacing no CT has (e.g. a file saved in metres): volumes would be off by powers of ten."""
+    low, high = float(min(geometry.spacing)), float(max(geometry.spacing))
+    if low >= PLAUSIBLE_SPACING_MM[0] and high <= PLAUSIBLE_SPACING_MM[1]:
+        return []
+    return [f"The voxel spacing ({' x '.join(f'{value:g}' for value in geometry.spacing)} mm) is outside "
+            f"{PLAUSIBLE_SPACING_MM[0]:g}-{PLAUSIBLE_SPACING_MM[1]:g} mm, unusual for CT: check that the file's "
+            f"units are millimetres (volumes scale with their cube)."]
 
 
 def nonzero_box(array: np.ndarray) -> Box | None:
@@ -217,7 +228,7 @@ def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[st
     liver mask (for registration).
     """
     volume, warnings = with_roles(volume, exclude=exclude, liver=liver)
-    warnings = list(volume.warnings) + warnings
+    warnings = list(volume.warnings) + warnings + spacing_warnings(volume.geometry)
     geometry = volume.geometry
     voxel_ml = geometry.voxel_volume_ml
     scans = [_LayerScan.of(layer) for layer in volume.layers]

@@ -265,3 +265,14 @@ def test_mask_moments_match_the_weighted_block_positions():
     expected_covariance = np.cov(points.T, aweights=weights, bias=True)
     assert np.allclose(centre, expected_centre, atol=1e-9)
     assert np.allclose(covariance, expected_covariance, atol=1e-8)
+
+
+def test_a_scan_in_the_wrong_units_fails_to_register_without_exhausting_memory(livers):
+    """A follow-up saved in micrometre-sized voxels made 5 mm blocks and their margin absurdly many (hundreds
+    of GiB); blocks and margin are now bounded by the mask, and the registration is a reported failure."""
+    baseline = livers[0]
+    matrix = baseline.geometry.ijk_to_ras.copy()
+    matrix[:3, :4] *= 1e-4
+    tiny = ImageVolume(baseline.voxels, Geometry(matrix, baseline.geometry.shape_kji))
+    result = register_masks(baseline, tiny)
+    assert result.status == FAILED and result.problems

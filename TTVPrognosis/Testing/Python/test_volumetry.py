@@ -332,3 +332,14 @@ def test_a_segment_with_label_value_zero_is_refused():
     geometry = Geometry(np.eye(4), (4, 4, 4))
     with pytest.raises(InputError, match="label value 0"):
         LabelVolume([np.zeros((4, 4, 4), np.uint8)], geometry, [Segment("Lesion_1", "Lesion 1", 0, 0)])
+
+
+def test_a_spacing_no_ct_has_is_warned_about():
+    """A file saved in metres measures a thousand-millionth of the volume: say so."""
+    volume = demo_time_point(followup=False)[1]
+    assert not any("units" in warning for warning in measure(volume).warnings)
+    matrix = volume.geometry.ijk_to_ras.copy()
+    matrix[:3, :4] *= 1e-3
+    in_metres = LabelVolume(volume.layers, Geometry(matrix, volume.geometry.shape_kji), volume.segments)
+    assert any("0.0015 x 0.0015 x 0.0025 mm" in warning and "millimetres" in warning
+               for warning in measure(in_metres).warnings)
