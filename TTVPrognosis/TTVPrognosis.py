@@ -152,9 +152,12 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        self.ui.segmentEditorWidget.installKeyboardShortcuts()  # undone in exit(), as Slicer's Segment Editor does
+        self.ui.segmentEditorWidget.updateWidgetFromMRML()
 
     def exit(self) -> None:
         self.stopAddingLesions()
+        self.stopEditing()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -162,7 +165,16 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.stopAddingLesions()
+        self.stopEditing()
         self.setParameterNode(None)
+
+    def stopEditing(self) -> None:
+        """Leave the embedded Segment Editor idle (as Slicer's Segment Editor module does on leaving): an
+        active Paint effect would otherwise keep taking clicks in the slice views."""
+        editor = self.ui.segmentEditorWidget
+        editor.setActiveEffect(None)
+        editor.uninstallKeyboardShortcuts()
+        editor.removeViewObservations()
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
@@ -233,6 +245,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                 self.onLesionPointPlaced)
             self._observedPoints = None
             interactionNode = slicer.app.applicationLogic().GetInteractionNode()
+            interactionNode.SetPlaceModePersistence(0)  # as it was: other modules place one point at a time
             interactionNode.SetCurrentInteractionMode(interactionNode.ViewTransform)
         if hasattr(self, "ui") and self.ui.addLesionButton.checked:
             self.ui.addLesionButton.checked = False
