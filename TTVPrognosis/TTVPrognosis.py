@@ -530,7 +530,7 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
 
         def readSegmentation(path):
             try:
-                node = slicer.util.loadSegmentation(str(path), {"show": False})
+                node = slicer.util.loadSegmentation(str(path))
             except Exception as error:
                 raise InputError(f"Slicer could not read the segmentation '{path}': {error}") from error
             try:
