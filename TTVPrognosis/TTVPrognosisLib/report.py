@@ -212,7 +212,7 @@ SURVIVAL_HEADERS = ("Months", "Overall survival", "95 % band")
 
 def survival_rows(section: dict) -> list[list[str]]:
     """Overall survival with its 95 % band at the model's times (e.g. yearly from 2 years)."""
-    return [[f"{point['months']:.0f}", f"{point['probability'] * 100:.0f} %",
+    return [[_months_text(point['months']), f"{point['probability'] * 100:.0f} %",
              f"{point['ci95'][0] * 100:.0f}-{point['ci95'][1] * 100:.0f} %"] for point in section["overall_survival"]]
 
 
@@ -226,10 +226,15 @@ def format_prognosis(section: dict) -> str:
     return "\n".join(lines)
 
 
+def _months_text(months: float) -> str:
+    """Months as given (24, 30.5): two different times never print alike."""
+    return f"{months:.10g}"
+
+
 def format_prediction(prediction: OverallSurvivalPrediction) -> str:
     """The predict command's table."""
     section = prediction.to_dict()
-    rows = [[f"{point['months']:.0f}", f"{point['probability'] * 100:.1f} %",
+    rows = [[_months_text(point['months']), f"{point['probability'] * 100:.1f} %",
              f"{point['ci95'][0] * 100:.1f}-{point['ci95'][1] * 100:.1f} %"] for point in section["overall_survival"]]
     return "\n".join([f"Model: {prediction.model_id}",
                       f"Overall survival from {prediction.time_origin}, baseline TTV {prediction.baseline_ttv_ml:g} mL",

@@ -173,3 +173,9 @@ def test_each_failing_point_is_numbered_as_given(demo_files, tmp_path, capsys):
     errors = capsys.readouterr().err
     assert code == 1 and "Point 2 (R 500.0" in errors and "Point 3 (R 0.0, A 600.0" in errors
     assert "Point 1 (" not in errors
+
+
+def test_prediction_rows_show_months_as_given(capsys):
+    assert main(["predict", "--baseline-ttv-ml", "50", "--months", "24.0000001,24,30.5"]) == 0
+    labels = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line[:1].isdigit()]
+    assert labels == ["24", "24.0000001", "30.5"]
