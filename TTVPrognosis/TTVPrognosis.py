@@ -31,6 +31,10 @@ YES_NO_UNKNOWN = ["Unknown", "No", "Yes"]
 SEGMENT_EDITOR_EFFECTS = ["Paint", "Draw", "Erase", "Scissors", "Islands", "Smoothing", "Threshold", "Grow from seeds",
                           "Local Threshold"]
 LESION_TABLE_HEADERS = ["Lesion", "Volume (mL)", "Axial diameter (mm)", "Verified"]
+LESION_TABLE_REFRESH_MS = 500
+# Edits of the reviewed segmentation (in the embedded Segment Editor too) that change the lesion table.
+SEGMENTATION_EDIT_EVENTS = (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                            slicer.vtkSegmentation.SegmentModified, slicer.vtkSegmentation.SourceRepresentationModified)
 
 
 @contextlib.contextmanager
@@ -106,9 +110,16 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._observedPoints = None
         self._fillingLesionTable = False
+        self._observedSegmentation = None
+        self._lesionTableTimer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        # Segment Editor edits refresh the lesion table once they pause (a stroke of Paint is many events).
+        self._lesionTableTimer = qt.QTimer()
+        self._lesionTableTimer.setSingleShot(True)
+        self._lesionTableTimer.setInterval(LESION_TABLE_REFRESH_MS)
+        self._lesionTableTimer.connect("timeout()", self.updateLesionTable)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/TTVPrognosis.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -148,7 +159,10 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.stopAddingLesions()
+        if self._lesionTableTimer is not None:
+            self._lesionTableTimer.stop()
         self.removeObservers()
+        self._observedSegmentation = None
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -158,6 +172,8 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def exit(self) -> None:
         self.stopAddingLesions()
         self.stopEditing()
+        self.observeReviewedSegmentation(None)
+        self._lesionTableTimer.stop()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -166,6 +182,8 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         self.stopAddingLesions()
         self.stopEditing()
+        self.observeReviewedSegmentation(None)
+        self._lesionTableTimer.stop()
         self.setParameterNode(None)
 
     def stopEditing(self) -> None:
@@ -209,7 +227,22 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.addLesionButton.enabled = bool(volumeNode and segmentationNode)
         self.ui.createSegmentationButton.enabled = volumeNode is not None
         self.setEditorNodes(volumeNode, segmentationNode)
+        self.observeReviewedSegmentation(segmentationNode)
         self.updateLesionTable()
+
+    def observeReviewedSegmentation(self, segmentationNode) -> None:
+        """Watch the segmentation under review, so that edits made outside the panel's buttons show in its table."""
+        if segmentationNode is self._observedSegmentation:
+            return
+        for event in SEGMENTATION_EDIT_EVENTS:
+            if self._observedSegmentation is not None:
+                self.removeObserver(self._observedSegmentation, event, self.onReviewedSegmentationEdited)
+            if segmentationNode is not None:
+                self.addObserver(segmentationNode, event, self.onReviewedSegmentationEdited)
+        self._observedSegmentation = segmentationNode
+
+    def onReviewedSegmentationEdited(self, caller=None, event=None) -> None:
+        self._lesionTableTimer.start()  # restarted by every event: one refresh after the edit
 
     def setEditorNodes(self, volumeNode, segmentationNode) -> None:
         editor = self.ui.segmentEditorWidget
