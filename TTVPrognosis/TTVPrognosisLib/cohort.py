@@ -62,7 +62,7 @@ from .cohort_table import (
     typed_rows,
 )
 from .errors import InputError
-from .io import require_writable_folder
+from .io import _atomic_write, require_writable_folder
 
 BASELINE_SEGMENTATION = "baseline_segmentation"
 FOLLOWUP_SEGMENTATION = "followup_segmentation"
@@ -151,12 +151,8 @@ def _decode(data: bytes) -> tuple[str, list[str]]:
 
 
 def _delimiter(text: str) -> str:
-    """Comma, semicolon (spreadsheets in many European locales) or tab: the most frequent in the header,
-    unless the file starts with Excel's ``sep=`` line."""
+    """Comma, semicolon (spreadsheets in many European locales) or tab: the most frequent in the header."""
     first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    declared = SEPARATOR_LINE.match(first_line)
-    if declared:
-        return declared.group(1)
     counts = {delimiter: first_line.count(delimiter) for delimiter in DELIMITERS}
     best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
     return best if counts[best] else ","
@@ -182,10 +178,11 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise ManifestError(manifest_path, [f"line {line} holds a NUL character: the file is not plain text (or "
                                             f"UTF-16 without its byte-order mark); save it as CSV (UTF-8)"])
-    delimiter = _delimiter(text)
     first_line, _, rest = text.partition("\n")
-    if SEPARATOR_LINE.match(first_line):
+    declared = SEPARATOR_LINE.match(first_line)
+    if declared:
         text = "\n" + rest  # Excel's "sep=;" line: not the header (kept as a blank line so line numbers hold)
+    delimiter = declared.group(1) if declared else _delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         records = [(reader.line_num, row) for row in reader]
@@ -229,7 +226,7 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
             if entry.cells.get(column):
                 entry.paths[column] = str(_resolve(entry.cells[column], folder))
         for column, resolved in entry.paths.items():
-            if _resolved(resolved) in written:
+            if Path(resolved).resolve() in written:
                 problems.append(f"line {entry.line}: {column} '{entry.cells[column]}' is also an output file; "
                                 f"inputs are never written, choose another output name")
     if problems:
@@ -272,14 +269,6 @@ def _header_problems(columns: list[str], header: list[str], spare: set[int]) -> 
     return problems
 
 
-def _resolved(path: str) -> Path | None:
-    """The real path, or None for a path the system rejects (a NUL character): its file check says why."""
-    try:
-        return Path(path).resolve()
-    except (OSError, ValueError):
-        return None
-
-
 def _resolve(cell: str, folder: Path) -> Path:
     path = Path(os.path.expanduser(cell))
     return path if path.is_absolute() else folder / path
@@ -295,8 +284,8 @@ def _file_problems(entry: PatientEntry, folder: Path) -> list[str]:
         label, path, written = PATH_LABELS[column], Path(resolved), entry.cells[column]
         try:
             problem = _path_problem(path)
-        except (OSError, ValueError) as error:  # a folder on the way cannot be opened, a name too long, a NUL
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        except OSError as error:  # a folder on the way cannot be searched, a name too long
+            reason = error.strerror or str(error)
             problem = f"cannot be checked ({reason})"
         if problem is None:
             continue
@@ -310,7 +299,7 @@ def _file_problems(entry: PatientEntry, folder: Path) -> list[str]:
 
 
 def _path_problem(path: Path) -> str | None:
-    """Why an input file cannot be used, or None; may raise OSError/ValueError for paths the system rejects."""
+    """Why an input file cannot be used, or None; may raise OSError for paths the system rejects."""
     if not path.exists():  # raises when a folder on the way cannot be searched
         return "not found"
     if not os.access(path, os.R_OK):
@@ -600,8 +589,6 @@ def _setting_text(value) -> str:
 
 
 def _record_settings(output: Path, settings: dict) -> None:
-    from .io import _atomic_write
-
     with _writing(output):
         _atomic_write(settings_path(output), lambda temporary: temporary.write_text(json.dumps(settings) + "\n",
                                                                                        encoding="utf-8"))
@@ -694,7 +681,7 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
     if damaged_ids:
         warnings.append(f"{len(damaged_ids)} row(s) of '{output}' are incomplete (the file was damaged or cut "
                         f"short); those patients are computed again: "
-                        f"{', '.join(damaged_ids[:10])}{' ...' if len(damaged_ids) > 10 else ''}")
+                        f"{_some(damaged_ids)}")
     rows = [row for row in rows if row.get(PATIENT_ID, "") not in logged]
     for patient_id, record in logged.items():
         rows.append(record["row"])
@@ -709,7 +696,7 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
     if unlisted:
         raise InputError(
             f"'{output}' holds {len(unlisted)} patient(s) that the manifest no longer lists: "
-            f"{', '.join(unlisted[:10])}{' ...' if len(unlisted) > 10 else ''}. --resume continues the same cohort, "
+            f"{_some(unlisted)}. --resume continues the same cohort, "
             f"and its table must match a run on the manifest as it is now. Put them back in the manifest, delete "
             f"their rows from '{output}', or write to a new output file (or start again with --overwrite).")
     finished = set()
@@ -728,6 +715,11 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
         tables.add(patient_id, {**results, **entry.cells}, lesions_by_patient.get(patient_id, []))
         finished.add(patient_id)
     return finished
+
+
+def _some(patient_ids: Sequence[str], shown: int = 10) -> str:
+    """Patient ids for a message: the first few, and "..." when there are more."""
+    return ", ".join(patient_ids[:shown]) + (" ..." if len(patient_ids) > shown else "")
 
 
 def _executor_capacity(executor) -> int | None:
