@@ -95,12 +95,13 @@ class LabelVolume:
         return union
 
 
-def _matches(segment: Segment, names: Sequence[str], volume: LabelVolume) -> bool:
+def _matches(segment: Segment, names: Sequence[str], shared_values: set[str]) -> bool:
     """A user names a segment by its name, its ID or (for label images) its label value. A label value
-    names a segment only when no other segment has it: in a Slicer file every layer may use value 1."""
+    names a segment only when no other segment has it (``shared_values``, from :func:`_shared_label_values`):
+    in a Slicer file every layer may use value 1."""
     wanted = {name.strip().lower() for name in names}
     keys = {segment.name.lower(), segment.segment_id.lower()}
-    if str(segment.label_value) not in _shared_label_values(volume):
+    if str(segment.label_value) not in shared_values:
         keys.add(str(segment.label_value))
     return bool(keys & wanted)
 
@@ -113,7 +114,8 @@ def _shared_label_values(volume: LabelVolume) -> set[str]:
 
 def names_matching(volume: LabelVolume, names: Sequence[str]) -> list[str]:
     """The subset of ``names`` that name a segment of ``volume``."""
-    return [name for name in names if any(_matches(segment, [name], volume) for segment in volume.segments)]
+    shared = _shared_label_values(volume)
+    return [name for name in names if any(_matches(segment, [name], shared) for segment in volume.segments)]
 
 
 def require_segments_named(volumes: Sequence[LabelVolume], names: Sequence[str], option: str) -> None:
@@ -142,11 +144,12 @@ def assign_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequen
     require_segments_named([volume], exclude, "--exclude-segment")
     require_segments_named([volume], liver, "--liver-segment")
     warnings = []
+    shared = _shared_label_values(volume)
     for segment in volume.segments:
         tagged_role = segment.tags.get(ROLE_TAG, "").strip().lower()
-        if _matches(segment, exclude, volume):
+        if _matches(segment, exclude, shared):
             segment.role = ROLE_EXCLUDED
-        elif _matches(segment, liver, volume):
+        elif _matches(segment, liver, shared):
             segment.role = ROLE_LIVER
         elif tagged_role in ROLES:
             segment.role = tagged_role
