@@ -170,29 +170,27 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentEditorWidget.updateWidgetFromMRML()
 
     def exit(self) -> None:
-        self.stopAddingLesions()
-        self.stopEditing()
-        self.observeReviewedSegmentation(None)
-        self._lesionTableTimer.stop()
+        self.stopReview()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.stopAddingLesions()
-        self.stopEditing()
-        self.observeReviewedSegmentation(None)
-        self._lesionTableTimer.stop()
+        self.stopReview()
         self.setParameterNode(None)
 
-    def stopEditing(self) -> None:
-        """Leave the embedded Segment Editor idle (as Slicer's Segment Editor module does on leaving): an
-        active Paint effect would otherwise keep taking clicks in the slice views."""
+    def stopReview(self) -> None:
+        """Leave the lesion review idle on leaving the module or its scene: no clicks placed, the embedded
+        Segment Editor without an active effect (as Slicer's Segment Editor module leaves it: an active Paint
+        would keep taking clicks in the slice views), the reviewed segmentation no longer watched."""
+        self.stopAddingLesions()
         editor = self.ui.segmentEditorWidget
         editor.setActiveEffect(None)
         editor.uninstallKeyboardShortcuts()
         editor.removeViewObservations()
+        self.observeReviewedSegmentation(None)
+        self._lesionTableTimer.stop()
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
