@@ -18,6 +18,7 @@ from .errors import InputError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 AXIS_NAMES = ("i", "j", "k")
+PLAUSIBLE_SPACING_MM = (0.05, 20.0)  # CT voxels lie well inside this; outside it, the units are likely wrong
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -190,6 +191,16 @@ def boxes_overlap(first: Geometry, second: Geometry) -> bool:
     low_b, high_b = second.bounds_ras()
     margin = np.maximum(first.spacing.max(), second.spacing.max())
     return bool(np.all(low_a <= high_b + margin) and np.all(low_b <= high_a + margin))
+
+
+def spacing_warnings(geometry: Geometry) -> list[str]:
+    """A voxel spacing no CT has (e.g. a file saved in metres): volumes would be off by powers of ten."""
+    low, high = float(min(geometry.spacing)), float(max(geometry.spacing))
+    if low >= PLAUSIBLE_SPACING_MM[0] and high <= PLAUSIBLE_SPACING_MM[1]:
+        return []
+    return [f"The voxel spacing ({' x '.join(f'{value:g}' for value in geometry.spacing)} mm) is outside "
+            f"{PLAUSIBLE_SPACING_MM[0]:g}-{PLAUSIBLE_SPACING_MM[1]:g} mm, unusual for CT: check that the file's "
+            f"units are millimetres (volumes scale with their cube)."]
 
 
 def reference_grid_warnings(segmentation: Geometry, image: Geometry, segmentation_name: str = "the segmentation",

@@ -15,7 +15,7 @@ import numpy as np
 
 from .components import connected_components
 from .diameters import lesion_diameters_mm
-from .geometry import Geometry
+from .geometry import Geometry, spacing_warnings
 from .io import ImageVolume
 from .segments import ROLE_LESION, ROLE_LIVER, VERIFIED_TAG, LabelVolume, Segment, with_roles
 
@@ -114,17 +114,6 @@ class Measurement:
 
 
 Box = tuple[slice, slice, slice]
-PLAUSIBLE_SPACING_MM = (0.05, 20.0)  # CT voxels lie well inside this; outside it, the units are likely wrong
-
-
-def spacing_warnings(geometry) -> list[str]:
-    """A voxel spacing no CT has (e.g. a file saved in metres): volumes would be off by powers of ten."""
-    low, high = float(min(geometry.spacing)), float(max(geometry.spacing))
-    if low >= PLAUSIBLE_SPACING_MM[0] and high <= PLAUSIBLE_SPACING_MM[1]:
-        return []
-    return [f"The voxel spacing ({' x '.join(f'{value:g}' for value in geometry.spacing)} mm) is outside "
-            f"{PLAUSIBLE_SPACING_MM[0]:g}-{PLAUSIBLE_SPACING_MM[1]:g} mm, unusual for CT: check that the file's "
-            f"units are millimetres (volumes scale with their cube)."]
 
 
 def nonzero_box(array: np.ndarray) -> Box | None:
