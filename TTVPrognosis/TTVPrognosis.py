@@ -22,8 +22,12 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from TTVPrognosisLib import mrml, mrml_results, mrml_review, mrml_workflow, report
 from TTVPrognosisLib.errors import InputError
+from TTVPrognosisLib.mrml import nodes as mrml
+from TTVPrognosisLib.mrml import results as mrml_results
+from TTVPrognosisLib.mrml import review as mrml_review
+from TTVPrognosisLib.mrml import workflow as mrml_workflow
+from TTVPrognosisLib.report import text as report
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
 BASELINE, FOLLOWUP = "Baseline", "Follow-up"
@@ -440,7 +444,7 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
     def computeTTV(self, parameterNode):
         """Measure, compare (registration, lesion matching, RECIST, TBS), predict, score; fill the result nodes.
 
-        Returns a TTVPrognosisLib.mrml_workflow.Outcome (result, prognosis, scores, warnings).
+        Returns a TTVPrognosisLib.mrml.workflow.Outcome (result, prognosis, scores, warnings).
         """
         outcome = mrml_workflow.compute_outcome(
             parameterNode.baselineSegmentation, parameterNode.baselineVolume, parameterNode.followupSegmentation,
@@ -477,7 +481,7 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def modelCardPath() -> str:
-        from TTVPrognosisLib.prognosis import MODELS_DIR
+        from TTVPrognosisLib.prognosis.model import MODELS_DIR
 
         return str(MODELS_DIR / "MODEL_CARD.md")
 
@@ -557,7 +561,7 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
         Segmentations are read with Slicer's readers; a progress dialog can cancel (finished patients are
         kept; run again with resume=True). Returns (CohortResult, table node with the results).
         """
-        from TTVPrognosisLib.cohort import read_manifest, run_cohort
+        from TTVPrognosisLib.cohort.runner import read_manifest, run_cohort
 
         def readSegmentation(path):
             try:
@@ -613,7 +617,7 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
             test()
 
     def loadDemoTimePoint(self, followup):
-        from TTVPrognosisLib.demo_data import demo_time_point
+        from TTVPrognosisLib.formats.demo_data import demo_time_point
 
         image, segmentation = demo_time_point(followup=followup)
         name = FOLLOWUP if followup else BASELINE
@@ -625,7 +629,7 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
         return volumeNode, segmentationNode, segmentation
 
     def test_computeTTV_matches_library(self):
-        from TTVPrognosisLib.volumetry import measure
+        from TTVPrognosisLib.measure.volumetry import measure
 
         self.delayDisplay("Compute TTV on the demo pair")
         baselineVolume, baselineSegmentation, baselineLabels = self.loadDemoTimePoint(followup=False)
@@ -651,8 +655,8 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def test_review_workflow(self):
-        from TTVPrognosisLib.demo_data import DEMO_LESIONS
-        from TTVPrognosisLib.segments import ROLE_TAG
+        from TTVPrognosisLib.formats.demo_data import DEMO_LESIONS
+        from TTVPrognosisLib.formats.segments import ROLE_TAG
 
         self.delayDisplay("Add lesions by clicking, verify, and compute")
         volumeNode, _, truth = self.loadDemoTimePoint(followup=False)
@@ -680,7 +684,7 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
         import csv
         import tempfile
 
-        from TTVPrognosisLib.demo_data import demo_time_point
+        from TTVPrognosisLib.formats.demo_data import demo_time_point
 
         self.delayDisplay("Process a two-patient cohort from the console")
         folder = tempfile.mkdtemp()

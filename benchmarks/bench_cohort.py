@@ -51,11 +51,11 @@ from pathlib import Path
 import numpy as np
 
 from TTVPrognosisLib.allocator import reuse_freed_memory
-from TTVPrognosisLib.cohort import PatientJob, prepare_worker, process_patient, run_cohort
-from TTVPrognosisLib.demo_data import axis_aligned_geometry, ellipsoid_mask, rigid_ras
+from TTVPrognosisLib.cohort.runner import PatientJob, prepare_worker, process_patient, run_cohort
+from TTVPrognosisLib.formats.demo_data import axis_aligned_geometry, ellipsoid_mask, rigid_ras
+from TTVPrognosisLib.formats.io import read_segmentation, write_segmentation
+from TTVPrognosisLib.formats.segments import LabelVolume, Segment
 from TTVPrognosisLib.geometry import Geometry
-from TTVPrognosisLib.io import read_segmentation, write_segmentation
-from TTVPrognosisLib.segments import LabelVolume, Segment
 
 SPACING_MM = (0.78, 0.78, 2.5)
 MOVED_SPACING_MM = (0.82, 0.82, 3.0)

@@ -4,8 +4,8 @@ Case: a 512 x 512 x 300 segmentation (0.75 x 0.75 x 1.5 mm) with 25 lesions in a
 the others 60 to 5 mm).
 Measured, each as the median of several runs:
   floor        np.count_nonzero on the label array (no tool can count voxels faster)
-  ttv          TTVPrognosisLib.volumetry.total_tumor_volume_ml (TTV alone)
-  measure      TTVPrognosisLib.volumetry.measure (TTV, 26-connected lesions, diameters, segments, liver)
+  ttv          TTVPrognosisLib.measure.volumetry.total_tumor_volume_ml (TTV alone)
+  measure      TTVPrognosisLib.measure.volumetry.measure (TTV, 26-connected lesions, diameters, segments, liver)
   sitk         SimpleITK ConnectedComponent + LabelShapeStatistics with Feret diameter
   vtkitk       Slicer's vtkITKLabelShapeStatistics with Feret diameter on the component labels
 Targets (issue 2): measure >= 10x faster than the ITK Feret paths; ttv within 3x of the floor.
@@ -22,10 +22,10 @@ from typing import Callable
 
 import numpy as np
 
-from TTVPrognosisLib.demo_data import axis_aligned_geometry, ellipsoid_mask
-from TTVPrognosisLib.io import image_to_itk
-from TTVPrognosisLib.segments import LabelVolume, Segment
-from TTVPrognosisLib.volumetry import measure, total_tumor_volume_ml
+from TTVPrognosisLib.formats.demo_data import axis_aligned_geometry, ellipsoid_mask
+from TTVPrognosisLib.formats.io import image_to_itk
+from TTVPrognosisLib.formats.segments import LabelVolume, Segment
+from TTVPrognosisLib.measure.volumetry import measure, total_tumor_volume_ml
 
 SHAPE_KJI = (300, 512, 512)
 SPACING_MM = (0.75, 0.75, 1.5)

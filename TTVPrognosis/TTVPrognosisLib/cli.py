@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from .allocator import reuse_freed_memory
 from .errors import InputError
-from .io import require_writable_folder
+from .formats.io import require_writable_folder
 
 EXIT_INPUT_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
@@ -154,14 +154,14 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 
 
 def _emit(document: dict, text: str, as_json: bool) -> None:
-    from .report import to_json
+    from .report.text import to_json
 
     print(to_json(document) if as_json else text)
 
 
 def _run_measure(args: argparse.Namespace) -> int:
     from .pipeline import measure_file
-    from .report import format_measurement
+    from .report.text import format_measurement
 
     result = measure_file(args.segmentation, args.image, exclude=args.exclude_segment, liver=args.liver_segment)
     _print_warnings(result.warnings)
@@ -171,7 +171,7 @@ def _run_measure(args: argparse.Namespace) -> int:
 
 def _run_compare(args: argparse.Namespace) -> int:
     from .pipeline import compare_files
-    from .report import comparison_document, format_comparison, format_prognosis
+    from .report.text import comparison_document, format_comparison, format_prognosis
 
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                exclude=args.exclude_segment, liver=args.liver_segment,
@@ -183,8 +183,8 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from .prognosis import load_model, predict_overall_survival
-    from .report import format_prediction
+    from .prognosis.model import load_model, predict_overall_survival
+    from .report.text import format_prediction
 
     prediction = predict_overall_survival(args.baseline_ttv_ml, load_model(args.model), months=args.months)
     _print_warnings(prediction.warnings)
@@ -203,8 +203,8 @@ def _ras_point(text: str) -> tuple[float, float, float]:
 
 
 def _run_segment_lesion(args: argparse.Namespace) -> int:
-    from .io import read_image, read_segmentation, write_segmentation
-    from .lesion_editing import add_lesion_at_points, liver_mask_from, on_grid
+    from .formats.io import read_image, read_segmentation, write_segmentation
+    from .segment.editing import add_lesion_at_points, liver_mask_from, on_grid
 
     output = Path(args.output)
     if not output.name.lower().endswith(".seg.nrrd"):
@@ -254,9 +254,9 @@ DEMO_MARKER = "ABOUT-THIS-DEMO.txt"
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .demo_data import write_demo_case
+    from .formats.demo_data import write_demo_case
     from .pipeline import compare_files
-    from .report import comparison_document, format_comparison, format_prognosis
+    from .report.text import comparison_document, format_comparison, format_prognosis
 
     folder = Path(args.output)
     if folder.exists() and not folder.is_dir():
@@ -294,7 +294,7 @@ def _positive_int(text: str) -> int:
 def _run_batch(args: argparse.Namespace) -> int:
     import signal
 
-    from .cohort import TerminalProgress, check_outputs, read_manifest, run_cohort
+    from .cohort.runner import TerminalProgress, check_outputs, read_manifest, run_cohort
 
     if args.retry_failed and not args.resume:
         raise InputError("--retry-failed continues an earlier run: use it together with --resume.")

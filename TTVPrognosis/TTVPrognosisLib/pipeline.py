@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from .formats.io import ImageVolume, read_image, read_image_geometry, read_segmentation
+from .formats.segments import LabelVolume, names_matching, require_segments_named
 from .geometry import reference_grid_warnings
-from .io import ImageVolume, read_image, read_image_geometry, read_segmentation
-from .registration import RIGID, register_followup
-from .response import Comparison, compare
-from .segments import LabelVolume, names_matching, require_segments_named
-from .volumetry import Measurement, liver_union, measure
+from .measure.volumetry import Measurement, liver_union, measure
+from .response.comparison import Comparison, compare
+from .response.registration import RIGID, register_followup
 
 
 def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from TTVPrognosisLib.io import read_segmentation
-from TTVPrognosisLib.segments import LabelVolume, Segment
+from TTVPrognosisLib.formats.io import read_segmentation
+from TTVPrognosisLib.formats.segments import LabelVolume, Segment
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 SKIP_REASON = ("validation data not found: put the shared data folder beside the repository (../shared/data) "

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from TTVPrognosisLib.cli import _attach_negative_values, main
-from TTVPrognosisLib.demo_data import write_demo_case
+from TTVPrognosisLib.formats.demo_data import write_demo_case
+from TTVPrognosisLib.formats.io import write_image
 from TTVPrognosisLib.geometry import Geometry
-from TTVPrognosisLib.io import write_image
 
 MEASURE_KEYS = {"ttv_ml", "lesion_count", "voxel_volume_ml", "liver_volume_ml", "largest_diameter_mm", "lesions",
                 "segments"}

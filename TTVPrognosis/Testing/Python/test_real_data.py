@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from shared_data import IRCAD_CASES, LABEL_FILE_CASES, ReferenceCase, ircad_segmentation, reference_case
-from TTVPrognosisLib.io import read_segmentation, write_segmentation
+from TTVPrognosisLib.formats.io import read_segmentation, write_segmentation
+from TTVPrognosisLib.measure.volumetry import Measurement, measure
 from TTVPrognosisLib.pipeline import measure_file
-from TTVPrognosisLib.volumetry import Measurement, measure
 
 
 def assert_matches_reference(result: Measurement, reference: ReferenceCase, per_lesion: bool = True) -> None:

@@ -1,0 +1,1 @@
+"""Measuring a segmentation: connected lesions, diameters, TTV and liver volume."""

@@ -1,0 +1,1 @@
+"""Making and editing segmentations: one-click lesions and the edits the review tools make."""
