@@ -7,7 +7,6 @@ and the batch; the panel gathers inputs, calls the logic and shows results.
 
 import contextlib
 import logging
-import os
 from typing import Annotated
 
 import qt
@@ -22,15 +21,11 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from TTVPrognosisLib.errors import InputError
-from TTVPrognosisLib.mrml import nodes as mrml
+from TTVPrognosisLib.mrml import panel_logic, self_test
 from TTVPrognosisLib.mrml import results as mrml_results
-from TTVPrognosisLib.mrml import review as mrml_review
-from TTVPrognosisLib.mrml import workflow as mrml_workflow
-from TTVPrognosisLib.report import text as report
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
-BASELINE, FOLLOWUP = "Baseline", "Follow-up"
+BASELINE, FOLLOWUP = panel_logic.BASELINE, panel_logic.FOLLOWUP
 YES_NO_UNKNOWN = ["Unknown", "No", "Yes"]
 SEGMENT_EDITOR_EFFECTS = ["Paint", "Draw", "Erase", "Scissors", "Islands", "Smoothing", "Threshold", "Grow from seeds",
                           "Local Threshold"]
@@ -421,7 +416,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(self.logic.modelCardPath()))
 
 
-class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
+class TTVPrognosisLogic(ScriptedLoadableModuleLogic, panel_logic.PanelLogic):
     """Facade over TTVPrognosisLib for the panel and the Python console; never touches widgets."""
 
     def __init__(self) -> None:
@@ -429,128 +424,6 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
 
     def getParameterNode(self):
         return TTVPrognosisParameterNode(super().getParameterNode())
-
-    @staticmethod
-    def excludedSegmentNames(text: str) -> list:
-        """Comma-separated segment names as typed by the user."""
-        return [name.strip() for name in (text or "").split(",") if name.strip()]
-
-    # --- measuring and comparing -----------------------------------------------------------------------
-
-    def measure(self, segmentationNode, volumeNode=None, excluded=()):
-        """Measure one segmentation node (it is not modified); see TTVPrognosisLib.volumetry."""
-        return mrml.measure_segmentation_node(segmentationNode, volumeNode, exclude=list(excluded))
-
-    def computeTTV(self, parameterNode):
-        """Measure, compare (registration, lesion matching, RECIST, TBS), predict, score; fill the result nodes.
-
-        Returns a TTVPrognosisLib.mrml.workflow.Outcome (result, prognosis, scores, warnings).
-        """
-        outcome = mrml_workflow.compute_outcome(
-            parameterNode.baselineSegmentation, parameterNode.baselineVolume, parameterNode.followupSegmentation,
-            parameterNode.followupVolume, exclude=self.excludedSegmentNames(parameterNode.excludedSegments),
-            register=parameterNode.registerFollowup, clinical=mrml_workflow.clinical_inputs_from_panel(
-                parameterNode.nodePositivePrimary, parameterNode.diseaseFreeIntervalMonths, parameterNode.ceaNgMl,
-                parameterNode.krasMutated, parameterNode.extrahepaticDisease))
-        mrml_workflow.write_outcome(outcome, self.resultNodes(parameterNode), slicer.mrmlScene)
-        return outcome
-
-    def resultNodes(self, parameterNode):
-        """The result table and chart nodes, created once and kept in the parameter node."""
-        def node(attribute, name, className="vtkMRMLTableNode"):
-            if not getattr(parameterNode, attribute):
-                setattr(parameterNode, attribute, slicer.mrmlScene.AddNewNodeByClass(className, name))
-            return getattr(parameterNode, attribute)
-
-        return mrml_workflow.ResultNodes(
-            summary=node("summaryTable", "TTV summary"), lesions=node("lesionTable", "TTV lesions"),
-            response=node("responseTable", "TTV response"), matched_lesions=node("matchedLesionTable",
-                                                                                "TTV matched lesions"),
-            survival=node("survivalTable", "TTV survival"), survival_curves=node("survivalCurveTable",
-                                                                                "TTV survival curves"),
-            survival_chart=node("survivalChart", "TTV survival chart", "vtkMRMLPlotChartNode"),
-            scores=node("scoreTable", "TTV clinical scores"))
-
-    @staticmethod
-    def summaryHtml(outcome) -> str:
-        return report.summary_html(outcome.result, outcome.warnings)
-
-    @staticmethod
-    def prognosisHtml(outcome) -> str:
-        return report.prognosis_html(outcome.prognosis)
-
-    @staticmethod
-    def modelCardPath() -> str:
-        from TTVPrognosisLib.prognosis.model import MODELS_DIR
-
-        return str(MODELS_DIR / "MODEL_CARD.md")
-
-    # --- lesion review ---------------------------------------------------------------------------------
-
-    def segmentEditorNode(self, parameterNode):
-        """The module's own segment editor node (not the Segment Editor module's), kept in the scene."""
-        if not parameterNode.segmentEditorNode:
-            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "TTVPrognosis segment editor")
-            node.SetHideFromEditors(True)
-            # Lesions lie inside the liver: painting one must not cut it out of the liver segment (as the
-            # editor's default, overwrite all segments, would), which would change the liver volume and mask.
-            node.SetOverwriteMode(node.OverwriteNone)
-            parameterNode.segmentEditorNode = node
-        return parameterNode.segmentEditorNode
-
-    def lesionPointsNode(self, parameterNode):
-        """Markups node that receives the clicks of Add lesion (points are removed once used)."""
-        if not parameterNode.lesionPoints:
-            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "TTVPrognosis lesion clicks")
-            node.CreateDefaultDisplayNodes()
-            node.GetDisplayNode().SetPointLabelsVisibility(False)
-            parameterNode.lesionPoints = node
-        return parameterNode.lesionPoints
-
-    def reviewNodes(self, parameterNode):
-        """(CT, segmentation) of the time point under review."""
-        if parameterNode.reviewTimePoint == FOLLOWUP:
-            return parameterNode.followupVolume, parameterNode.followupSegmentation
-        return parameterNode.baselineVolume, parameterNode.baselineSegmentation
-
-    def createReviewSegmentation(self, parameterNode):
-        """A new empty segmentation on the reviewed CT, selected for that time point."""
-        volumeNode, _ = self.reviewNodes(parameterNode)
-        if volumeNode is None:
-            raise InputError(f"Select the {parameterNode.reviewTimePoint.lower()} CT first.")
-        node = mrml_review.new_segmentation_for(volumeNode, f"{parameterNode.reviewTimePoint} lesions")
-        if parameterNode.reviewTimePoint == FOLLOWUP:
-            parameterNode.followupSegmentation = node
-        else:
-            parameterNode.baselineSegmentation = node
-        return node
-
-    def addLesionAtPoint(self, parameterNode, pointRas):
-        """Segment the lesion at a clicked point as a new 'Lesion N' segment; returns (name, result)."""
-        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
-        if volumeNode is None:
-            raise InputError(f"Select the {parameterNode.reviewTimePoint.lower()} CT first.")
-        if segmentationNode is None:
-            segmentationNode = self.createReviewSegmentation(parameterNode)
-        segmentId, result = mrml_review.add_lesion_at_points_to_node(segmentationNode, volumeNode, [list(pointRas)])
-        return segmentationNode.GetSegmentation().GetSegment(segmentId).GetName(), result
-
-    def lesionRows(self, parameterNode) -> list:
-        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
-        return mrml_review.lesion_rows(segmentationNode, volumeNode,
-                                       self.excludedSegmentNames(parameterNode.excludedSegments))
-
-    def setLesionVerified(self, parameterNode, segmentId: str, verified: bool) -> None:
-        _, segmentationNode = self.reviewNodes(parameterNode)
-        mrml_review.set_segment_verified(segmentationNode, segmentId, verified)
-
-    def splitLesion(self, parameterNode, segmentId: str) -> list:
-        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
-        return mrml_review.split_segment_into_islands(segmentationNode, segmentId, volumeNode)
-
-    def deleteLesion(self, parameterNode, segmentId: str) -> None:
-        _, segmentationNode = self.reviewNodes(parameterNode)
-        segmentationNode.RemoveSegment(segmentId)
 
     # --- cohorts -----------------------------------------------------------------------------------------
 
@@ -561,19 +434,8 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
         Segmentations are read with Slicer's readers; a progress dialog can cancel (finished patients are
         kept; run again with resume=True). Returns (CohortResult, table node with the results).
         """
-        from TTVPrognosisLib.cohort.runner import read_manifest, run_cohort
-
-        def readSegmentation(path):
-            try:
-                node = slicer.util.loadSegmentation(str(path))
-            except Exception as error:
-                raise InputError(f"Slicer could not read the segmentation '{path}': {error}") from error
-            try:
-                volume = mrml.label_volume_from_segmentation_node(node)
-                volume.source = str(path)
-                return volume
-            finally:
-                slicer.mrmlScene.RemoveNode(node)
+        from TTVPrognosisLib.cohort.manifest import read_manifest
+        from TTVPrognosisLib.cohort.runner import run_cohort
 
         cohort = read_manifest(manifest, outputs=[path for path in (output, lesionsOutput) if path])
         for problem in cohort.warnings + cohort.file_problems:
@@ -595,7 +457,8 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
 
         try:
             result = run_cohort(cohort, output, lesionsOutput, workers=1, resume=resume, overwrite=overwrite,
-                                progress=progress, should_cancel=shouldCancel, read_segmentation=readSegmentation)
+                                progress=progress, should_cancel=shouldCancel,
+                                read_segmentation=panel_logic.read_segmentation_with_slicer)
         finally:
             if dialog is not None:
                 dialog.close()
@@ -605,7 +468,7 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic):
 
 
 class TTVPrognosisTest(ScriptedLoadableModuleTest):
-    """In-Slicer self-test on the embedded synthetic case (no downloads)."""
+    """In-Slicer self-test on the embedded synthetic case (no downloads); the checks live in mrml.self_test."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -616,100 +479,22 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
             self.setUp()
             test()
 
-    def loadDemoTimePoint(self, followup):
-        from TTVPrognosisLib.formats.demo_data import demo_time_point
-
-        image, segmentation = demo_time_point(followup=followup)
-        name = FOLLOWUP if followup else BASELINE
-        volumeNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{name} CT")
-        slicer.util.updateVolumeFromArray(volumeNode, image.voxels)
-        volumeNode.SetIJKToRASMatrix(mrml.numpy_to_matrix(image.geometry.ijk_to_ras))
-        segmentationNode = mrml.segmentation_node_from_label_volume(segmentation, slicer.mrmlScene,
-                                                                    f"{name} segmentation")
-        return volumeNode, segmentationNode, segmentation
-
     def test_computeTTV_matches_library(self):
-        from TTVPrognosisLib.measure.volumetry import measure
-
         self.delayDisplay("Compute TTV on the demo pair")
-        baselineVolume, baselineSegmentation, baselineLabels = self.loadDemoTimePoint(followup=False)
-        followupVolume, followupSegmentation, followupLabels = self.loadDemoTimePoint(followup=True)
-        logic = TTVPrognosisLogic()
-        parameterNode = logic.getParameterNode()
-        parameterNode.baselineVolume = baselineVolume
-        parameterNode.baselineSegmentation = baselineSegmentation
-        parameterNode.followupVolume = followupVolume
-        parameterNode.followupSegmentation = followupSegmentation
-        outcome = logic.computeTTV(parameterNode)
-        comparison = outcome.comparison
-        self.assertAlmostEqual(comparison.baseline.ttv_ml, measure(baselineLabels).ttv_ml, places=9)
-        self.assertAlmostEqual(comparison.followup.ttv_ml, measure(followupLabels).ttv_ml, places=9)
-        self.assertEqual(comparison.recist.response, "PR")
-        self.assertEqual(parameterNode.lesionTable.GetNumberOfRows(),
-                         comparison.baseline.lesion_count + comparison.followup.lesion_count)
-        self.assertEqual(parameterNode.matchedLesionTable.GetNumberOfRows(), len(comparison.lesion_table()))
-        self.assertGreater(parameterNode.survivalTable.GetNumberOfRows(), 0)
-        self.assertEqual(parameterNode.survivalChart.GetNumberOfPlotSeriesNodes(), 4)
-        self.assertIn("Follow-up TTV", logic.summaryHtml(outcome))
-        self.assertIn("5-year overall survival", logic.prognosisHtml(outcome))
+        self_test.compute_ttv_matches_library(TTVPrognosisLogic(), slicer.mrmlScene)
         self.delayDisplay("Test passed")
 
     def test_review_workflow(self):
-        from TTVPrognosisLib.formats.demo_data import DEMO_LESIONS
-        from TTVPrognosisLib.formats.segments import ROLE_TAG
-
         self.delayDisplay("Add lesions by clicking, verify, and compute")
-        volumeNode, _, truth = self.loadDemoTimePoint(followup=False)
-        logic = TTVPrognosisLogic()
-        parameterNode = logic.getParameterNode()
-        parameterNode.baselineVolume = volumeNode
-        segmentationNode = logic.createReviewSegmentation(parameterNode)
-        liverMask = truth.layers[0] > 0
-        mrml.add_segment_from_mask(segmentationNode, liverMask, truth.geometry, "Liver", {ROLE_TAG: "liver"})
-        for lesion in DEMO_LESIONS[:2]:
-            logic.addLesionAtPoint(parameterNode, lesion.centre_ras)
-        rows = logic.lesionRows(parameterNode)
-        self.assertEqual([row.name for row in rows], ["Lesion 1", "Lesion 2"])
-        outcome = logic.computeTTV(parameterNode)
-        self.assertTrue(any("not marked verified" in warning for warning in outcome.warnings))
-        for row in rows:
-            logic.setLesionVerified(parameterNode, row.segment_id, True)
-        self.assertFalse(logic.computeTTV(parameterNode).warnings)
-        with self.assertRaises(InputError):
-            logic.addLesionAtPoint(parameterNode, DEMO_LESIONS[0].centre_ras)
-        self.assertEqual(len(logic.lesionRows(parameterNode)), 2)
+        self_test.review_workflow(TTVPrognosisLogic(), slicer.mrmlScene)
         self.delayDisplay("Test passed")
 
     def test_process_cohort(self):
-        import csv
-        import tempfile
-
-        from TTVPrognosisLib.formats.demo_data import demo_time_point
-
         self.delayDisplay("Process a two-patient cohort from the console")
-        folder = tempfile.mkdtemp()
-        paths = {}
-        for name in ("baseline", "followup"):  # written by Slicer: slicerio and pynrrd are not bundled with it
-            node = mrml.segmentation_node_from_label_volume(demo_time_point(followup=name == "followup")[1],
-                                                            slicer.mrmlScene)
-            paths[name] = os.path.join(folder, f"{name}.seg.nrrd")
-            self.assertTrue(slicer.util.saveNode(node, paths[name]))
-            slicer.mrmlScene.RemoveNode(node)
-        manifest = os.path.join(folder, "cohort.csv")
-        with open(manifest, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["patient_id", "baseline_segmentation", "followup_segmentation"])
-            writer.writerow(["P1", paths["baseline"], paths["followup"]])
-            writer.writerow(["P2", os.path.join(folder, "missing.seg.nrrd"), ""])
-        result, table = TTVPrognosisLogic().processCohort(manifest, os.path.join(folder, "results.csv"),
-                                                          showProgress=False)
-        self.assertEqual((result.succeeded, result.failed), (1, 1))
-        self.assertEqual(table.GetNumberOfRows(), 2)
+        self_test.process_cohort(TTVPrognosisLogic(), slicer.mrmlScene, slicer.util.saveNode)
         self.delayDisplay("Test passed")
 
     def test_missing_segmentation_is_reported(self):
         self.delayDisplay("No baseline segmentation selected")
-        logic = TTVPrognosisLogic()
-        with self.assertRaises(InputError):
-            logic.computeTTV(logic.getParameterNode())
+        self_test.missing_segmentation_is_reported(TTVPrognosisLogic())
         self.delayDisplay("Test passed")

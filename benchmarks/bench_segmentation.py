@@ -1,4 +1,4 @@
-"""Accuracy and speed of one-click lesion segmentation (TTVPrognosisLib.segment.lesion_segmentation).
+"""Accuracy and speed of one-click lesion segmentation (TTVPrognosisLib.segment.lesion).
 
 Accuracy: Dice per lesion against ground truth, clicking at each lesion's centroid (or the lesion voxel
 nearest to it when the centroid falls outside), with and without the liver mask, on
@@ -35,7 +35,7 @@ from scipy import ndimage as ndi
 from TTVPrognosisLib.errors import InputError
 from TTVPrognosisLib.formats.io import read_image
 from TTVPrognosisLib.geometry import Geometry
-from TTVPrognosisLib.segment.lesion_segmentation import DEFAULT_SETTINGS, SegmentationSettings, segment_lesion
+from TTVPrognosisLib.segment.lesion import DEFAULT_SETTINGS, SegmentationSettings, segment_lesion
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "TTVPrognosis" / "Testing" / "Python"))

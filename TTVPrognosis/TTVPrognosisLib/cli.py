@@ -154,7 +154,7 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 
 
 def _emit(document: dict, text: str, as_json: bool) -> None:
-    from .report.text import to_json
+    from .report.documents import to_json
 
     print(to_json(document) if as_json else text)
 
@@ -171,7 +171,8 @@ def _run_measure(args: argparse.Namespace) -> int:
 
 def _run_compare(args: argparse.Namespace) -> int:
     from .pipeline import compare_files
-    from .report.text import comparison_document, format_comparison, format_prognosis
+    from .report.documents import comparison_document
+    from .report.text import format_comparison, format_prognosis
 
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                exclude=args.exclude_segment, liver=args.liver_segment,
@@ -256,7 +257,8 @@ DEMO_MARKER = "ABOUT-THIS-DEMO.txt"
 def _run_demo(args: argparse.Namespace) -> int:
     from .formats.demo_data import write_demo_case
     from .pipeline import compare_files
-    from .report.text import comparison_document, format_comparison, format_prognosis
+    from .report.documents import comparison_document
+    from .report.text import format_comparison, format_prognosis
 
     folder = Path(args.output)
     if folder.exists() and not folder.is_dir():
@@ -294,7 +296,10 @@ def _positive_int(text: str) -> int:
 def _run_batch(args: argparse.Namespace) -> int:
     import signal
 
-    from .cohort.runner import TerminalProgress, check_outputs, read_manifest, run_cohort
+    from .cohort.manifest import read_manifest
+    from .cohort.outputs import check_outputs
+    from .cohort.progress import TerminalProgress
+    from .cohort.runner import run_cohort
 
     if args.retry_failed and not args.resume:
         raise InputError("--retry-failed continues an earlier run: use it together with --resume.")

@@ -1,1 +1,1 @@
-"""A cohort run patient by patient: manifest, runner, journal and resume, result tables, progress."""
+"""A cohort run patient by patient: manifest, patient, runner, journal and resume, outputs, tables, progress."""

@@ -25,7 +25,7 @@ from ..mrml.nodes import (
     register_segmentation_converters,
 )
 from ..segment.editing import add_lesion_at_points, lesion_tags, next_lesion_name
-from ..segment.lesion_segmentation import DEFAULT_SETTINGS, LesionSegmentationResult, SegmentationSettings
+from ..segment.lesion import DEFAULT_SETTINGS, LesionSegmentationResult, SegmentationSettings
 
 LESION_COLORS = ((0.95, 0.77, 0.06), (0.90, 0.30, 0.24), (0.20, 0.60, 0.86), (0.61, 0.35, 0.71),
                  (0.18, 0.80, 0.44), (0.90, 0.49, 0.13), (0.10, 0.74, 0.61), (0.91, 0.12, 0.39))

@@ -20,8 +20,8 @@ from ..mrml.results import (
     write_survival_table,
 )
 from ..pipeline import compare_volumes
-from ..prognosis.model import prognosis_section, survival_curves
 from ..prognosis.scores import ClinicalInputs, ScoreResult, fong_score, game_score
+from ..prognosis.section import prognosis_section, survival_curves
 from ..response.comparison import Comparison
 
 

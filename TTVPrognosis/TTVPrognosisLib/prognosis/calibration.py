@@ -22,7 +22,7 @@ Cross-checks, not fitted: the CAIRO5 OS quartiles (OS from randomization, anothe
 CAIRO5 TTV distribution, and the hazard ratio for 100 vs 10 mL against the CAIRO5 estimate of Zeeuw 2025
 (doi:10.1016/j.ejca.2025.115738), adjusted HR 2.44 (1.25-4.76).
 
-Run: ``python -m TTVPrognosisLib.calibration --output PATH``.
+Run: ``python -m TTVPrognosisLib.prognosis.calibration --output PATH``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from scipy.optimize import brentq, least_squares
 from scipy.special import ndtri
 
 from .. import __version__
+from . import cohorts
 from . import model as prognosis
 
 STUDY = f"doi:{prognosis.STUDY_DOI}"
@@ -69,9 +70,9 @@ class Cohort:
     source: str
 
 
-EXTERNAL_COHORT = Cohort(prognosis.EXTERNAL_COHORT, 85, "detection of liver metastases", (9.0, 28.0, 62.0),
+EXTERNAL_COHORT = Cohort(cohorts.EXTERNAL_COHORT, 85, "detection of liver metastases", (9.0, 28.0, 62.0),
                          (33.0, 57.0, 125.0), STUDY)
-CAIRO5_COHORT = Cohort(prognosis.CAIRO5_COHORT, 215, "randomization", (17.0, 48.0, 178.0), (28.0, 46.0, None),
+CAIRO5_COHORT = Cohort(cohorts.CAIRO5_COHORT, 215, "randomization", (17.0, 48.0, 178.0), (28.0, 46.0, None),
                        STUDY)
 
 
@@ -245,7 +246,7 @@ def _model_document(parameters: np.ndarray, covariance: np.ndarray, calibration:
         "provenance": {
             "source": STUDY,
             "method": "Reconstructed from published figures; the study published no coefficients.",
-            "generator": "python -m TTVPrognosisLib.calibration",
+            "generator": "python -m TTVPrognosisLib.prognosis.calibration",
             "generator_version": __version__,
         },
         "calibration": calibration,
@@ -329,7 +330,7 @@ def fit_summary(document: dict) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m TTVPrognosisLib.calibration",
+    parser = argparse.ArgumentParser(prog="python -m TTVPrognosisLib.prognosis.calibration",
                                      description="Reconstruct the default survival model, write it as JSON.")
     parser.add_argument("--output", type=Path, default=prognosis.default_model_path(),
                         help="model file to write (default: the shipped model in Resources/Models)")

@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..formats.io import ImageVolume
 from ..formats.segments import ROLE_LESION, ROLE_LIVER, ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment, with_roles
 from ..geometry import Geometry, grid_offset_kji, same_grid
-from ..segment.lesion_segmentation import (
+from .lesion import (
     DEFAULT_SETTINGS,
     LesionSegmentationResult,
     SegmentationSettings,

@@ -20,14 +20,11 @@ import pytest
 
 from TTVPrognosisLib.cli import main
 from TTVPrognosisLib.cohort import tables as cohort_table
-from TTVPrognosisLib.cohort.runner import (
-    ManifestError,
-    TerminalProgress,
-    process_patient,
-    read_journal,
-    read_manifest,
-    run_cohort,
-)
+from TTVPrognosisLib.cohort.journal import read_journal
+from TTVPrognosisLib.cohort.manifest import ManifestError, read_manifest
+from TTVPrognosisLib.cohort.patient import process_patient
+from TTVPrognosisLib.cohort.progress import TerminalProgress
+from TTVPrognosisLib.cohort.runner import run_cohort
 from TTVPrognosisLib.cohort.tables import (
     CohortTables,
     flatten_document,
@@ -545,7 +542,7 @@ def test_process_patient_turns_bugs_into_errors():
     def broken_reader(path):
         raise ZeroDivisionError("boom")
 
-    from TTVPrognosisLib.cohort.runner import PatientJob
+    from TTVPrognosisLib.cohort.patient import PatientJob
 
     outcome = process_patient(PatientJob("Z", "/x.seg.nrrd", read_segmentation=broken_reader))
     assert outcome.status == "failed" and outcome.error.startswith("Internal error (ZeroDivisionError): boom")
@@ -631,7 +628,7 @@ def test_cells():
 
 
 def test_torn_journal_line_is_ignored(tmp_path):
-    from TTVPrognosisLib.cohort.runner import journal_path
+    from TTVPrognosisLib.cohort.journal import journal_path
 
     output = tmp_path / "results.csv"
     journal_path(output).write_text('{"patient_id": "P1", "row": {"patient_id": "P1"}, "lesions": [], '
@@ -689,7 +686,7 @@ def test_a_failing_write_is_a_clear_error_and_keeps_the_journal(cohort8, tmp_pat
 
     real_write = cohort_table.CohortTables.write
     monkeypatch.setattr(cohort_table.CohortTables, "write", write)
-    monkeypatch.setattr("TTVPrognosisLib.cohort.runner.WRITE_TIME_SHARE", 1e9)  # rewrite the tables after each patient
+    monkeypatch.setattr("TTVPrognosisLib.cohort.journal.WRITE_TIME_SHARE", 1e9)  # rewrite the tables after each patient
     with pytest.raises(InputError, match=r"No space left on device.*--resume"):
         run_cohort(cohort8["manifest"], output, workers=1)
     monkeypatch.undo()
@@ -747,7 +744,7 @@ def test_resume_computes_damaged_rows_again(cohort8, tmp_path):
 
 
 def test_damaged_journal_lines_are_skipped(tmp_path):
-    from TTVPrognosisLib.cohort.runner import journal_path
+    from TTVPrognosisLib.cohort.journal import journal_path
 
     output = tmp_path / "results.csv"
     good = {"patient_id": "P1", "row": {"patient_id": "P1"}, "lesions": [], "containers": []}

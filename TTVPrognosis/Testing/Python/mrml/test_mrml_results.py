@@ -9,8 +9,8 @@ import slicer
 from TTVPrognosisLib.formats.demo_data import demo_time_point
 from TTVPrognosisLib.mrml import results as mrml_results
 from TTVPrognosisLib.pipeline import compare_volumes
-from TTVPrognosisLib.prognosis.model import prognosis_section, survival_curves
 from TTVPrognosisLib.prognosis.scores import ClinicalInputs, fong_score, game_score
+from TTVPrognosisLib.prognosis.section import prognosis_section, survival_curves
 
 
 @pytest.fixture(scope="module")

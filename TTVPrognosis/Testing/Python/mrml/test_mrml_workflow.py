@@ -11,7 +11,7 @@ from TTVPrognosisLib.formats.segments import VERIFIED_TAG, LabelVolume, Segment
 from TTVPrognosisLib.measure.volumetry import measure
 from TTVPrognosisLib.mrml import nodes as mrml
 from TTVPrognosisLib.mrml import workflow as mrml_workflow
-from TTVPrognosisLib.report import text as report
+from TTVPrognosisLib.report.html import prognosis_html, summary_html
 
 
 @pytest.fixture
@@ -56,9 +56,9 @@ def test_compare_predict_and_score_fill_every_node(scene):
     assert nodes.survival.GetNumberOfRows() == len(outcome.prognosis["overall_survival"])
     assert nodes.survival_chart.GetNumberOfPlotSeriesNodes() == 4
     assert nodes.scores.GetNumberOfRows() > 0
-    summary = report.summary_html(outcome.result, outcome.warnings)
+    summary = summary_html(outcome.result, outcome.warnings)
     assert "Follow-up TTV" in summary and "RECIST 1.1: <b>PR</b>" in summary
-    prognosis = report.prognosis_html(outcome.prognosis)
+    prognosis = prognosis_html(outcome.prognosis)
     assert "5-year overall survival" in prognosis and "Research" in prognosis
 
 
@@ -78,7 +78,7 @@ def test_baseline_only_then_empty_baseline_clears_stale_results(scene):
     assert empty.prognosis is None and empty.scores == []
     mrml_workflow.write_outcome(empty, nodes, scene)
     assert nodes.survival_chart.GetNumberOfPlotSeriesNodes() == 0
-    assert "No prognosis" in report.prognosis_html(empty.prognosis)
+    assert "No prognosis" in prognosis_html(empty.prognosis)
 
 
 def test_unverified_lesions_are_reported(scene):

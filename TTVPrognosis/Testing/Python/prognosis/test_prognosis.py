@@ -19,6 +19,14 @@ from scipy.stats import norm
 
 from TTVPrognosisLib.errors import InputError
 from TTVPrognosisLib.prognosis import model as prognosis
+from TTVPrognosisLib.prognosis.cohorts import (
+    CAIRO5_COHORT,
+    EXTERNAL_COHORT,
+    describe_ttv_change,
+    early_recurrence_base_rates,
+    place_against_cohorts,
+)
+from TTVPrognosisLib.prognosis.section import prognosis_section
 
 PUBLISHED_FIVE_YEAR = [(3.0, 0.72, (0.56, 0.84)), (50.0, 0.37, (0.29, 0.47)), (300.0, 0.07, (0.01, 0.28))]
 EXTERNAL_TTV_QUARTILES_ML = (9.0, 28.0, 62.0)
@@ -326,9 +334,9 @@ def test_validation_does_not_change_the_document(document):
 
 def test_early_recurrence_base_rates_by_hand():
     """External: 25 % + 25 % x (6-4)/(9-4) = 35 %. CAIRO5: 25 % + 25 % x (6-4)/(7-4) = 41.7 %."""
-    rates = {rate.cohort: rate for rate in prognosis.early_recurrence_base_rates()}
-    assert rates[prognosis.EXTERNAL_COHORT].probability == pytest.approx(0.35)
-    assert rates[prognosis.CAIRO5_COHORT].probability == pytest.approx(0.25 + 0.25 * 2 / 3)
+    rates = {rate.cohort: rate for rate in early_recurrence_base_rates()}
+    assert rates[EXTERNAL_COHORT].probability == pytest.approx(0.35)
+    assert rates[CAIRO5_COHORT].probability == pytest.approx(0.25 + 0.25 * 2 / 3)
     for rate in rates.values():
         assert rate.window_months == 6.0
         assert "no effect size" in rate.ttv_effect and prognosis.STUDY_DOI in rate.citation
@@ -342,13 +350,13 @@ def test_early_recurrence_base_rates_by_hand():
     (200.0, "above the interquartile range", "above the interquartile range"),
 ])
 def test_baseline_ttv_placed_against_the_published_cohorts(ttv_ml, external, cairo5):
-    placements = {placement.cohort: placement for placement in prognosis.place_against_cohorts(ttv_ml)}
-    assert placements[prognosis.EXTERNAL_COHORT].position.startswith(external)
-    assert placements[prognosis.CAIRO5_COHORT].position.startswith(cairo5)
+    placements = {placement.cohort: placement for placement in place_against_cohorts(ttv_ml)}
+    assert placements[EXTERNAL_COHORT].position.startswith(external)
+    assert placements[CAIRO5_COHORT].position.startswith(cairo5)
 
 
 def test_ttv_change_is_described_not_modelled():
-    description = prognosis.describe_ttv_change(40.0, 10.0)
+    description = describe_ttv_change(40.0, 10.0)
     assert description.change_ml == -30.0
     assert description.relative_change_percent == pytest.approx(-75.0)
     assert description.direction == "decrease"
@@ -360,7 +368,7 @@ def test_ttv_change_is_described_not_modelled():
                          [(0.0, 5.0), (10.0, -1.0), (None, 5.0), (10.0, float("nan"))])
 def test_ttv_change_refuses_unusable_values(baseline, follow_up):
     with pytest.raises(InputError):
-        prognosis.describe_ttv_change(baseline, follow_up)
+        describe_ttv_change(baseline, follow_up)
 
 
 # --- runs inside Slicer: numpy and the standard library only, Python 3.9 syntax ---------------------------
@@ -369,7 +377,8 @@ ALLOWED_IMPORTS = {"__future__", "json", "math", "re", "dataclasses", "pathlib",
                    "numpy"}
 
 
-@pytest.mark.parametrize("module", ["prognosis/model.py", "prognosis/scores.py", "errors.py"])
+@pytest.mark.parametrize("module", ["prognosis/model.py", "prognosis/cohorts.py", "prognosis/section.py",
+                                    "prognosis/scores.py", "errors.py"])
 def test_slicer_side_modules_import_only_numpy_and_the_standard_library(module):
     tree = ast.parse((PACKAGE_DIR / module).read_text(encoding="utf-8"))
     for node in ast.walk(tree):
@@ -382,7 +391,8 @@ def test_slicer_side_modules_import_only_numpy_and_the_standard_library(module):
         assert set(names) <= ALLOWED_IMPORTS | {"numbers"}, names
 
 
-@pytest.mark.parametrize("module", ["prognosis/model.py", "prognosis/scores.py", "prognosis/calibration.py"])
+@pytest.mark.parametrize("module", ["prognosis/model.py", "prognosis/cohorts.py", "prognosis/section.py",
+                                    "prognosis/scores.py", "prognosis/calibration.py"])
 def test_modules_parse_as_python_3_9(module):
     source = (PACKAGE_DIR / module).read_text(encoding="utf-8")
     tree = ast.parse(source, feature_version=(3, 9))
@@ -397,7 +407,7 @@ def test_modules_parse_as_python_3_9(module):
 # --- the section the panel and `compare --json` show ------------------------------------------------------
 
 def test_prognosis_section_for_a_measurable_patient(model):
-    section = prognosis.prognosis_section(40.0, 10.0, model)
+    section = prognosis_section(40.0, 10.0, model)
     assert section["errors"] == [] and section["model_id"] == model.model_id
     assert section["overall_survival"] == prognosis.predict_overall_survival(40.0, model).to_dict()[
         "overall_survival"]
@@ -408,7 +418,7 @@ def test_prognosis_section_for_a_measurable_patient(model):
 
 
 def test_prognosis_section_reports_what_it_cannot_compute_and_keeps_the_rest(model):
-    section = prognosis.prognosis_section(0.0, 5.0, model)
+    section = prognosis_section(0.0, 5.0, model)
     assert section["overall_survival"] == [] and section["ttv_change"] is None
     assert len(section["errors"]) == 2 and "positive" in section["errors"][0]
     assert len(section["early_recurrence"]) == 2 and len(section["baseline_ttv_vs_cohorts"]) == 2

@@ -25,7 +25,8 @@ from TTVPrognosisLib.formats.segments import ROLE_LESION, ROLE_LIVER, ROLE_TAG, 
 from TTVPrognosisLib.geometry import Geometry
 from TTVPrognosisLib.measure.volumetry import measure
 from TTVPrognosisLib.pipeline import compare_volumes
-from TTVPrognosisLib.report.text import format_comparison, to_json
+from TTVPrognosisLib.report.documents import to_json
+from TTVPrognosisLib.report.text import format_comparison
 from TTVPrognosisLib.response.comparison import compare
 from TTVPrognosisLib.response.matching import KIND_MERGED, KIND_SPLIT, match_lesions
 from TTVPrognosisLib.response.recist import MERGED, PRESENT, SPLIT

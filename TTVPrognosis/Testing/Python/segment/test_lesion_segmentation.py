@@ -18,7 +18,7 @@ import pytest
 from synthetic_ct import SyntheticCase, SyntheticLesion, click_point_ras, dice, make_synthetic_ct
 from TTVPrognosisLib.errors import InputError
 from TTVPrognosisLib.geometry import Geometry
-from TTVPrognosisLib.segment.lesion_segmentation import (
+from TTVPrognosisLib.segment.lesion import (
     DEFAULT_SETTINGS,
     HYPERDENSE,
     HYPODENSE,

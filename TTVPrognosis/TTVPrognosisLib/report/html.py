@@ -1,0 +1,65 @@
+"""The Slicer panel's short HTML summaries of a result and of its prognosis.
+
+Plain strings with Qt's rich-text subset (no Slicer import), so they can be tested without Slicer.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from ..measure.volumetry import Measurement
+from ..response.comparison import Comparison
+
+
+def _warning_html(text: str) -> str:
+    return f"<span style='color:#b35900'>Warning: {html.escape(text)}</span>"
+
+
+def summary_html(result: Measurement | Comparison, extra_warnings: Sequence[str] = ()) -> str:
+    """Short summary for the Slicer panel: TTV at each time point, change, RECIST, TBS, then warnings."""
+    comparison = result if isinstance(result, Comparison) else None
+    baseline = comparison.baseline if comparison else result
+    lines = [f"<b>Baseline TTV {baseline.ttv_ml:.1f} mL</b> in {baseline.lesion_count} lesion(s)."]
+    warnings = [*baseline.warnings, *extra_warnings]
+    if comparison:
+        relative = comparison.relative_change_percent
+        change = f"{comparison.absolute_change_ml:+.1f} mL" + (f" ({relative:+.0f} %)" if relative is not None else "")
+        lines.append(f"<b>Follow-up TTV {comparison.followup.ttv_ml:.1f} mL</b> in {comparison.followup.lesion_count} "
+                     f"lesion(s): change {change}.")
+        if comparison.recist is not None and comparison.tbs is not None:
+            lines.append(f"RECIST 1.1: <b>{comparison.recist.response}</b>; Tumour Burden Score "
+                         f"{comparison.tbs.baseline.score:.1f} &rarr; {comparison.tbs.followup.score:.1f}.")
+        warnings += [*comparison.followup.warnings, *comparison.warnings]
+    return "<br>".join(lines + [_warning_html(warning) for warning in warnings])
+
+
+def prognosis_html(section: dict | None) -> str:
+    """2-, 3- and 5-year OS with bands, cohort placement, TTV change and early-recurrence base rates."""
+    if section is None:
+        return "No prognosis: the baseline TTV is 0 mL (the model describes patients with liver metastases)."
+    lines = [f"<b>{html.escape(section['intended_use'])}</b>",
+             f"Model: {html.escape(section['model_title'])} (<i>{section['model_id']}</i>); overall survival counted "
+             f"from {html.escape(section['time_origin'])}."]
+    points = {round(point["months"]): point for point in section["overall_survival"]}
+    for months in (24, 36, 60):
+        if months in points:
+            point = points[months]
+            lines.append(f"{months // 12}-year overall survival: <b>{point['probability'] * 100:.0f} %</b> "
+                         f"(95 % band {point['ci95'][0] * 100:.0f}-{point['ci95'][1] * 100:.0f} %)")
+    lines += [_warning_html(text) for text in [*section["warnings"], *section.get("errors", [])]]
+    for placement in section["baseline_ttv_vs_cohorts"]:
+        quartiles = f"{placement['first_quartile']:g}-{placement['third_quartile']:g}"
+        lines.append(f"Baseline TTV is {placement['position']} of the {html.escape(placement['cohort'])} (median "
+                     f"{placement['median']:g} mL, IQR {quartiles}).")
+    change = section.get("ttv_change")
+    if change:
+        relative = change.get("relative_change_percent")
+        lines.append(f"TTV change {change['change_ml']:+.1f} mL" + (f" ({relative:+.0f} %)" if relative is not None
+                                                                   else "")
+                     + f", shown descriptively (not a model input): {html.escape(change['effect'])}")
+    for rate in section["early_recurrence"]:
+        lines.append(f"Early recurrence (within {rate['window_months']:g} months of the last local treatment) in the "
+                     f"{html.escape(rate['cohort'])}: about {rate['probability'] * 100:.0f} %. "
+                     f"{html.escape(rate['ttv_effect'])}")
+    return "<br>".join(lines)
