@@ -64,7 +64,7 @@ PROGNOSIS_MONTHS = (24, 36, 60)
 OMITTED_COLUMNS = frozenset({
     # the same descriptive text for every patient (it is in the JSON output and the model card)
     "prognosis_model_title", "prognosis_intended_use", "prognosis_ttv_change_effect",
-    "prognosis_ttv_change_note", "recist_citation", "tbs_citation",
+    "prognosis_population", "recist_citation", "tbs_citation",
     # run time, not a result: it would make two runs of the same cohort differ
     "registration_diagnostics_seconds",
 })
@@ -73,7 +73,7 @@ OMITTED_COLUMNS = frozenset({
 KNOWN_RECORD_LISTS = frozenset({
     "baseline_lesions", "followup_lesions", "baseline_segments", "followup_segments",
     "prognosis_overall_survival", "prognosis_baseline_ttv_vs_cohorts", "prognosis_early_recurrence",
-    "prognosis_ttv_change_cohort_placements", "recist_target_lesions", "recist_non_target_lesions",
+    "prognosis_ttv_change_cohorts", "recist_target_lesions", "recist_non_target_lesions",
     "lesion_matching_pairs", "lesion_matching_new", "lesion_matching_disappeared", "lesion_matching_merged",
     "lesion_matching_split", "registration_followup_to_baseline_ras",
 })

@@ -200,8 +200,17 @@ def format_prognosis(section: dict) -> str:
     lines = [f"Prognosis (model {section['model_id']}; {section['intended_use']})"]
     if section["overall_survival"]:
         lines += [f"Overall survival from {section['time_origin']} at baseline TTV {section['baseline_ttv_ml']:.1f} mL",
-                  table(SURVIVAL_HEADERS, survival_rows(section))]
+                  table(SURVIVAL_HEADERS, survival_rows(section)), f"Who this is for: {section['population']}"]
     lines += [f"Not available: {error}" for error in section.get("errors", [])]
+    change = section.get("ttv_change")
+    if change:
+        lines += ["", f"TTV change {change['change_ml']:+.1f} mL against the study cohorts (absolute change, "
+                      f"median and IQR; {change['cohorts'][0]['citation'] if change['cohorts'] else ''})",
+                  table(["Cohort", "Median mL", "IQR mL", "This patient"],
+                        [[cohort["cohort"], f"{cohort['absolute_change_median_ml']:g}",
+                          f"{cohort['absolute_change_iqr_ml'][0]:g} to {cohort['absolute_change_iqr_ml'][1]:g}",
+                          f"{cohort['position']} the IQR"] for cohort in change["cohorts"]]),
+                  change["effect"]]
     return "\n".join(lines)
 
 
@@ -218,4 +227,5 @@ def format_prediction(prediction: OverallSurvivalPrediction) -> str:
     return "\n".join([f"Model: {prediction.model_id}",
                       f"Overall survival from {prediction.time_origin}, baseline TTV {prediction.baseline_ttv_ml:g} mL",
                       table(["Months", "Survival", "95 % band"], rows),
+                      f"Who this is for: {prediction.population}",
                       "Research use only: not for clinical decisions."])
