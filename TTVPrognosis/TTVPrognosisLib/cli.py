@@ -35,6 +35,29 @@ def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
                         help="treat this segment as liver, not lesion (liver-named segments are by default)")
 
 
+def _add_clinical_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clinical inputs of the Fong and GAME scores (computed on the follow-up; "
+                                      "unknown when left out)")
+    for name, what in (("--node-positive-primary", "node-positive primary tumour"), ("--ras-mutated",
+                       "RAS-mutated tumour (GAME was derived with KRAS)"),
+                       ("--extrahepatic-disease", "extrahepatic disease")):
+        group.add_argument(name, choices=("yes", "no"), help=what)
+    group.add_argument("--disease-free-interval-months", type=float, metavar="M",
+                       help="months from the primary's resection to the liver metastases (0: synchronous)")
+    group.add_argument("--cea-ng-ml", type=float, metavar="X", help="serum CEA (ng/mL) before liver treatment")
+
+
+def _clinical_inputs(args: argparse.Namespace):
+    from .prognosis.scores import ClinicalInputs
+
+    def yes_no(value):
+        return None if value is None else value == "yes"
+
+    return ClinicalInputs(node_positive_primary=yes_no(args.node_positive_primary),
+                          disease_free_interval_months=args.disease_free_interval_months, cea_ng_ml=args.cea_ng_ml,
+                          kras_mutated=yes_no(args.ras_mutated), extrahepatic_disease=yes_no(args.extrahepatic_disease))
+
+
 def _add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
@@ -71,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
                          help="registration transform (default: rigid)")
     _add_segment_role_options(compare)
+    _add_clinical_options(compare)
     _add_json_option(compare)
     compare.set_defaults(handler=_run_compare)
 
@@ -172,14 +196,15 @@ def _run_measure(args: argparse.Namespace) -> int:
 def _run_compare(args: argparse.Namespace) -> int:
     from .pipeline import compare_files
     from .report.documents import comparison_document
-    from .report.text import format_comparison, format_prognosis
+    from .report.text import format_comparison, format_prognosis, format_scores
 
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                exclude=args.exclude_segment, liver=args.liver_segment,
                                register=not args.no_registration, registration_mode=args.registration)
     _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
-    document = comparison_document(comparison)
-    _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}", args.json)
+    document = comparison_document(comparison, clinical=_clinical_inputs(args))
+    _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}\n\n"
+                    f"{format_scores(document['clinical_scores'])}", args.json)
     return 0
 
 

@@ -167,7 +167,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
         jobs.append((entry, PatientJob(
             entry.patient_id, entry.paths[BASELINE_SEGMENTATION], entry.paths.get(FOLLOWUP_SEGMENTATION),
             entry.paths.get(BASELINE_IMAGE), entry.paths.get(FOLLOWUP_IMAGE), tuple(exclude), tuple(liver),
-            register, registration_mode, read_segmentation, read_image)))
+            register, registration_mode, read_segmentation, read_image, entry.clinical_inputs())))
     total = len(manifest.entries)
     done = total - len(jobs)
     for path in (output, lesions_output):

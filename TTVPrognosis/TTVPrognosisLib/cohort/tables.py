@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..formats.io import _atomic_write
+from ..prognosis.scores import score_columns
 
 PATIENT_ID = "patient_id"
 STATUS = "status"
@@ -60,11 +61,12 @@ KEY_SEPARATOR = "_"
 LIST_SEPARATOR = "; "
 LESIONS_KEY = "lesions"
 SURVIVAL_KEY = "overall_survival"
+SCORES_KEY = "clinical_scores"  # Fong and GAME: fong_score, fong_risk_group, ... (prognosis.scores.score_columns)
 PROGNOSIS_MONTHS = (24, 36, 60)
 OMITTED_COLUMNS = frozenset({
     # the same descriptive text for every patient (it is in the JSON output and the model card)
     "prognosis_model_title", "prognosis_intended_use", "prognosis_ttv_change_effect",
-    "prognosis_population", "recist_citation", "tbs_citation",
+    "prognosis_population", "recist_citation", "tbs_citation", "tbs_study_cut_off_source",
     # run time, not a result: it would make two runs of the same cohort differ
     "registration_diagnostics_seconds",
 })
@@ -144,7 +146,10 @@ def _flatten_into(document: Mapping, prefix: str, flat: FlatDocument, patient_id
         name = _join(prefix, key)
         if name in OMITTED_COLUMNS:
             continue
-        if isinstance(value, Mapping):
+        if name == SCORES_KEY and isinstance(value, Mapping):
+            flat.containers.add(name)
+            flat.row.update({column: format_cell(cell) for column, cell in score_columns(value).items()})
+        elif isinstance(value, Mapping):
             flat.containers.add(name)
             _flatten_into(value, name, flat, patient_id)
         elif isinstance(value, (list, tuple)):
