@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not register follow-ups: each patient's scans are already aligned")
     batch.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
                        help="registration transform (default: rigid)")
+    batch.add_argument("--excel", action="store_true",
+                       help="also write RESULTS.excel.csv (and LESIONS.excel.csv) for spreadsheets: UTF-8 with BOM, "
+                            "the manifest's delimiter, decimal commas with ';'")
     _add_segment_role_options(batch)
     batch.set_defaults(handler=_run_batch)
     return parser
@@ -323,7 +326,7 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     from .cohort.manifest import read_manifest
     from .cohort.outputs import check_outputs
-    from .cohort.progress import TerminalProgress
+    from .cohort.progress import LogProgress, TerminalProgress
     from .cohort.runner import run_cohort
 
     if args.retry_failed and not args.resume:
@@ -338,7 +341,7 @@ def _run_batch(args: argparse.Namespace) -> int:
               file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
+    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else LogProgress(sys.stderr)
     client = _dask_client(args.dask_scheduler) if args.dask_scheduler else None
     previous_handler = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)  # a killed job still writes what is finished
@@ -346,7 +349,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         result = run_cohort(manifest, args.output, args.lesions_output, workers=args.workers, executor=client,
                             resume=args.resume, retry_failed=args.retry_failed, overwrite=args.overwrite,
                             progress=progress, exclude=args.exclude_segment, liver=args.liver_segment,
-                            register=not args.no_registration, registration_mode=args.registration)
+                            register=not args.no_registration, registration_mode=args.registration,
+                            excel=args.excel)
     except KeyboardInterrupt:
         if progress is not None:
             progress.close()
@@ -367,6 +371,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     print(f"Results: {Path(args.output).resolve()}")
     if args.lesions_output:
         print(f"Lesions: {Path(args.lesions_output).resolve()}")
+    print("Beside them: a codebook per table (*.codebook.csv) and the provenance (*.provenance.json)"
+          + ("; spreadsheet copies (*.excel.csv)." if args.excel else "."))
     return 0 if result.ok else EXIT_INPUT_ERROR
 
 

@@ -95,6 +95,7 @@ class Manifest:
     columns: list[str]
     entries: list[PatientEntry]
     warnings: list[str] = field(default_factory=list)
+    delimiter: str = ","  # the manifest's own (``batch --excel`` writes its copies with it)
 
     @property
     def file_problems(self) -> list[str]:
@@ -216,7 +217,7 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
             if entry.cells.get(image) and not entry.cells.get(segmentation):
                 warnings.append(f"line {entry.line}, patient '{entry.patient_id}': {image} is given but "
                                 f"{segmentation} is empty; the image is not used.")
-    return Manifest(manifest_path, [column for column in columns if column], entries, warnings)
+    return Manifest(manifest_path, [column for column in columns if column], entries, warnings, delimiter)
 
 
 def _header_problems(columns: list[str], header: list[str], spare: set[int]) -> list[str]:

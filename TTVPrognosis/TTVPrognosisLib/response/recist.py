@@ -168,7 +168,7 @@ class RecistAssessment:
             "measurable_disease": self.measurable_disease,
             "target_lesions": [lesion.to_dict() for lesion in self.target_lesions],
             "non_target_lesions": [lesion.to_dict() for lesion in self.non_target_lesions],
-            "new_lesions": list(self.new_lesions),
+            "new_lesion_ids": list(self.new_lesions),
             "baseline_sum_mm": self.baseline_sum_mm,
             "followup_sum_mm": self.followup_sum_mm,
             "nadir_sum_mm": self.nadir_sum_mm,
