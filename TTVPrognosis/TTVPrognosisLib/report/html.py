@@ -66,7 +66,8 @@ def prognosis_html(section: dict | None, scores_note: str = "") -> str:
         for cohort in change.get("cohorts", []):
             low, high = cohort["absolute_change_iqr_ml"]
             lines.append(f"Absolute change is <b>{cohort['position']}</b> the IQR of the "
-                         f"{html.escape(cohort['cohort'])} cohort (median {cohort['absolute_change_median_ml']:g} mL, IQR {low:g} to {high:g} mL; "
+                         f"{html.escape(cohort['cohort'])} cohort (median {cohort['absolute_change_median_ml']:g} mL, "
+                         f"IQR {low:g} to {high:g} mL; "
                          f"{html.escape(cohort['citation'])}).")
     for rate in section["early_recurrence"]:
         lines.append(f"Early recurrence (within {rate['window_months']:g} months of the last local treatment) in the "

@@ -184,7 +184,8 @@ def test_ttv_inside_the_calibrated_range_gives_no_warning(model, ttv_ml):
 
 @pytest.mark.parametrize(("ttv_ml", "message"), [
     (0.4, "outside the range"), (431.0, "0.56-430 mL"), (2000.0, "outside the range"), (None, "missing"),
-    (float("nan"), "finite"), (float("inf"), "finite"), (-5.0, "positive"), (0.0, "positive"), ("12", "number"), (True, "number"),
+    (float("nan"), "finite"), (float("inf"), "finite"), (-5.0, "positive"), (0.0, "positive"), ("12", "number"),
+    (True, "number"),
 ])
 def test_unusable_ttv_is_refused_with_a_clear_error(model, ttv_ml, message):
     with pytest.raises(InputError, match=message):
