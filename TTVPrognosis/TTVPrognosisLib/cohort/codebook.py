@@ -119,6 +119,10 @@ RESULTS = {
     "prognosis_ttv_change_change_ml": ("absolute TTV change (follow-up - baseline)", "mL"),
     "prognosis_ttv_change_relative_change_percent": ("relative TTV change", "%"),
     "prognosis_ttv_change_direction": ("decrease, increase or no change", ""),
+    "prognosis_ttv_change_position_cairo5": ("absolute TTV change below, within or above the CAIRO5 cohort's IQR "
+                                             f"(-81 to -6 mL; doi:{STUDY_DOI}, Table 1)", ""),
+    "prognosis_ttv_change_position_validation": ("absolute TTV change below, within or above the validation "
+                                                 f"cohort's IQR (-37 to -3 mL; doi:{STUDY_DOI}, Table 1)", ""),
     "fong_score": ("Fong clinical risk score (0-5; Ann Surg 1999, doi:10.1097/00000658-199909000-00004), "
                    + SCORE.format(name="fong"), "points"),
     "fong_risk_group": ("Fong risk group: low risk (0-2) or high risk (3-5); empty when not computable", ""),

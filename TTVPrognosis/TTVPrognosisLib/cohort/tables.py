@@ -16,17 +16,23 @@ Column scheme of the results table (``ttvprognosis batch --output``, ``processCo
    - lists of records are not row columns: every list named ``lesions`` goes to the lesion table, and
      ``prognosis_overall_survival`` becomes, for 24, 36 and 60 months,
      ``prognosis_overall_survival_24m`` (probability 0-1), ``..._24m_ci95_low``, ``..._24m_ci95_high``
-     (empty when the model gives no prediction; the reason is in ``prognosis_errors``). Other record lists
-     (segments, cohort placements, base rates) stay in the JSON output only;
+     (empty when the model gives no prediction; the reason is in ``prognosis_errors``);
+     ``recist_target_lesions`` becomes ``recist_target_1_...`` and ``recist_target_2_...`` (lesion id and
+     diameters); ``prognosis_ttv_change_cohorts`` becomes ``prognosis_ttv_change_position_cairo5`` and
+     ``..._validation`` (below, within or above the cohort's IQR); ``clinical_scores`` becomes
+     ``fong_score``, ``fong_risk_group``, ``game_score``, ``game_risk_group``, ``scores_time_point`` and the
+     ``..._not_computable_reason`` columns. Other record lists (segments, cohort placements, base rates)
+     stay in the JSON output only;
    - descriptive text that is the same for every patient (model title, intended use, published-effect
      notes) is left out (``OMITTED_COLUMNS``);
-   - numbers are written in full precision (shortest text that reads back to the same float), booleans as
-     ``true``/``false``, missing/undefined/non-finite values as empty cells.
+   - numbers are rounded by unit (:func:`decimals_for`: 4 decimals for mL and probabilities, 2 for mm and
+     percentages, else 10 significant digits, which drops float noise; the voxel grid as read), booleans
+     as ``true``/``false``, missing/undefined/non-finite values as empty cells.
 
 Lesion table (``--lesions-output``): ``patient_id``, ``time_point`` (where the list sits: ``baseline`` or
 ``followup``), then each lesion record flattened the same way (``lesion_id``, ``voxel_count``,
-``volume_ml``, ``max_diameter_mm``, ``longest_axial_diameter_mm``, ``centroid_ras`` as ``"R; A; S"``,
-``segments``...).
+``volume_ml``, ``centroid_r_mm``, ``centroid_a_mm``, ``centroid_s_mm``, ``max_diameter_mm``,
+``longest_axial_diameter_mm``, ``segments``, ``matching_status``, ``recist_role``...).
 
 Rows follow the manifest order whatever order patients finish in, so a resumed run writes the same table
 as an uninterrupted one. Files are written with the stdlib ``csv`` module (no pandas: this runs inside
@@ -86,6 +92,7 @@ UNIT_MM = re.compile(r"_mm(_|$)")
 UNIT_PERCENT = re.compile(r"_percent(_|$)")
 CENTROID_KEY = "centroid_ras"
 TARGETS_KEY = "target_lesions"
+CHANGE_COHORTS = "prognosis_ttv_change_cohorts"
 TARGETS_PER_ORGAN = 2
 TARGET_FIELDS = ("lesion_id", "baseline_mm", "followup_mm", "followup_measured_mm")
 MISSING_TEXTS = frozenset({"", "nan", "na", "n/a", "#n/a", "null", "<na>", "nat"})
@@ -199,7 +206,11 @@ def _flatten_into(document: Mapping, prefix: str, flat: FlatDocument, patient_id
         name = _join(prefix, key)
         if name in OMITTED_COLUMNS:
             continue
-        if key == TARGETS_KEY and isinstance(value, (list, tuple)):
+        if name == CHANGE_COHORTS and isinstance(value, (list, tuple)):
+            flat.containers.add(name)
+            flat.row.update({f"{prefix}{KEY_SEPARATOR}position_{str(cohort.get('cohort', '')).lower()}":
+                             format_cell(cohort.get("position")) for cohort in value if isinstance(cohort, Mapping)})
+        elif key == TARGETS_KEY and isinstance(value, (list, tuple)):
             flat.containers.add(name)
             flat.row.update(target_columns(name, value))
         elif name == SCORES_KEY and isinstance(value, Mapping):

@@ -80,6 +80,8 @@ def test_results_hold_counts_target_diameters_and_new_lesion_ids(study_run):
         assert int(zoe[name]) == document[name]
     assert int(zoe["disappeared_lesion_count"]) == len(document["lesion_matching"]["disappeared"])
     assert "recist_new_lesion_ids" in columns and "recist_new_lesions" not in columns
+    for cohort in document["prognosis"]["ttv_change"]["cohorts"]:
+        assert zoe[f"prognosis_ttv_change_position_{cohort['cohort'].lower()}"] == cohort["position"]
     for number, target in enumerate(document["recist"]["target_lesions"], start=1):
         assert int(zoe[f"recist_target_{number}_lesion_id"]) == target["lesion_id"]
         assert float(zoe[f"recist_target_{number}_baseline_mm"]) == round(target["baseline_mm"], 2)
