@@ -140,7 +140,8 @@ def game_score(lesion_count: int | None, largest_diameter_mm: float | None,
     tbs = (None if lesion_count is None or largest_diameter_mm is None
            else tumour_burden_score(_lesion_count(lesion_count), largest_diameter_mm))
     items = (
-        _yes_no_item("KRAS mutated", _optional_bool(clinical.kras_mutated, "KRAS mutated"), "mutated: 1"),
+        _yes_no_item("RAS (KRAS) mutated", _optional_bool(clinical.kras_mutated, "RAS (KRAS) mutated"),
+                     "mutated: 1"),
         _threshold_item("CEA (ng/mL)", cea, ">= 20 ng/mL: 1", lambda level: level >= GAME_CEA_NG_ML),
         _yes_no_item("node-positive primary", _optional_bool(clinical.node_positive_primary,
                                                              "Node-positive primary"), "node-positive: 1"),

@@ -210,3 +210,31 @@ def test_clinical_values_yes_no_one_zero_empty_and_decimal_comma(tmp_path):
     first, second = read_manifest(manifest).entries
     assert first.clinical_inputs() == ClinicalInputs(True, 0.0, 12.5, True, False)
     assert second.clinical_inputs() == ClinicalInputs(False, None, None, None, None)
+
+
+@pytest.mark.parametrize(("delimiter", "expected"), [(",", "12.5"), ("\t", "12.5"), (";", "12,5")])
+def test_spreadsheet_copy_uses_decimal_commas_only_with_semicolons(tmp_path, delimiter, expected):
+    from TTVPrognosisLib.cohort.spreadsheet import write_excel_copy
+
+    path = write_excel_copy(tmp_path / "t.csv", ["patient_id", "ttv_ml", "note"],
+                            [{"patient_id": "Zoë", "ttv_ml": "12.5", "note": "1.5; 2.5"}], delimiter)
+    header, rows = read_rows(path, encoding="utf-8-sig", delimiter=delimiter)
+    assert header == ["patient_id", "ttv_ml", "note"]
+    assert rows == [{"patient_id": "Zoë", "ttv_ml": expected, "note": "1.5; 2.5"}]
+
+
+def test_log_progress_writes_at_most_one_line_per_interval_and_always_the_last():
+    import io
+
+    from TTVPrognosisLib.cohort.progress import LogProgress
+
+    now = [0.0]
+    stream = io.StringIO()
+    progress = LogProgress(stream, every_seconds=30.0, clock=lambda: now[0])
+    for done in range(0, 11):
+        now[0] = done * 5.0
+        progress(done, 10, f"P{done}" if done else None)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and "\r" not in stream.getvalue()  # at 0 s, 30 s and the last patient
+    assert "0/10 patients" in lines[0] and "6/10 patients" in lines[1] and "10/10 patients (last: P10)" in lines[2]
+    assert "left" in lines[1]
