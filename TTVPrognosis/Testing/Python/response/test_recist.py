@@ -183,4 +183,4 @@ def test_new_lesion_gives_pd_while_ttv_falls_end_to_end():
     assert recist.response == PD and len(recist.new_lesions) == 1
     assert comparison.tbs.followup.score < comparison.tbs.baseline.score
     document = comparison.to_dict()
-    assert document["recist"]["response"] == PD and document["recist"]["new_lesions"] == recist.new_lesions
+    assert document["recist"]["response"] == PD and document["recist"]["new_lesion_ids"] == recist.new_lesions
