@@ -116,7 +116,7 @@ def write_outcome(outcome: Outcome, nodes: ResultNodes, scene) -> None:
                              nodes.survival_chart, scene)
     else:  # no prognosis, or a TTV outside the model's range (its error is in the prognosis section)
         nodes.survival_chart.RemoveAllPlotSeriesNodeIDs()
-    write_score_table(outcome.scores, nodes.scores)
+    write_score_table(outcome.scores, nodes.scores, outcome.scores_time_point)
 
 
 def clinical_inputs_from_panel(node_positive: str, disease_free_interval_months: float, cea_ng_ml: float,

@@ -79,6 +79,10 @@ def test_scores_come_from_the_follow_up_and_the_panel_says_so(scene):
     panel = TTVPanelLogic.prognosisHtml(outcome)
     assert "follow-up scan" in panel and "complete local treatment" in panel and "conditional on" in panel
     assert "Who this is for" in panel and "IQR of the CAIRO5 cohort" in panel
+    nodes = result_nodes(scene)
+    mrml_workflow.write_outcome(outcome, nodes, scene)
+    first_row = [nodes.scores.GetCellText(0, column) for column in range(3)]
+    assert first_row == ["Fong clinical risk score", "scan", "follow-up (after induction therapy)"]
     baseline_only = mrml_workflow.compute_outcome(baseline_node, baseline_volume, clinical=clinical)
     assert baseline_only.scores_time_point == "baseline"
     assert {item.name: item.value for item in baseline_only.scores[0].items}["number of liver lesions"] == \
