@@ -238,3 +238,18 @@ def test_log_progress_writes_at_most_one_line_per_interval_and_always_the_last()
     assert len(lines) == 3 and "\r" not in stream.getvalue()  # at 0 s, 30 s and the last patient
     assert "0/10 patients" in lines[0] and "6/10 patients" in lines[1] and "10/10 patients (last: P10)" in lines[2]
     assert "left" in lines[1]
+
+
+def test_resume_recomputes_a_patient_whose_score_inputs_changed(study_run, tmp_path):
+    from TTVPrognosisLib.cohort.runner import run_cohort
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(study_run["manifest"].read_text(encoding="utf-8"), encoding="utf-8")
+    output = tmp_path / "results.csv"
+    first = run_cohort(manifest, output, workers=1, register=False)
+    assert first.computed == 3
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(";3;0;\n", ";3;0;yes\n"), encoding="utf-8")
+    resumed = run_cohort(manifest, output, workers=1, register=False, resume=True)
+    assert (resumed.resumed, resumed.computed) == (2, 1), "only Ängel's extrahepatic disease changed"
+    angel = next(row for row in resumed.rows if row["patient_id"] == "Ängel")
+    assert angel["game_score"] != "" and angel["extrahepatic_disease"] == "yes"
