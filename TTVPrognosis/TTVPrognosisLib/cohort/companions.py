@@ -13,8 +13,13 @@ from .provenance import provenance_document, write_provenance
 from .spreadsheet import write_excel_copy
 
 
-def write_companions(result, manifest: Manifest, settings: Mapping, excel: bool = False) -> list:
-    """Write the codebooks and provenance of ``result`` (a :class:`.runner.CohortResult`); returns the paths."""
+def write_companions(result, manifest: Manifest, settings: Mapping, excel: bool = False,
+                     checksums: Mapping[str, dict] | None = None) -> list:
+    """Write the codebooks and provenance of ``result`` (a :class:`.runner.CohortResult`); returns the paths.
+
+    ``checksums``: input records the workers already made (path -> size and sha256); the other inputs
+    (patients kept from an earlier run, failed ones) are hashed here.
+    """
     written = [write_codebook(result.output, result.columns, manifest.columns)]
     tables = {"results": str(result.output), "results_codebook": str(written[0])}
     if result.lesions_output is not None:
@@ -30,6 +35,7 @@ def write_companions(result, manifest: Manifest, settings: Mapping, excel: bool 
     inputs = [(entry.patient_id, column, entry.paths[column]) for entry in manifest.entries
               for column in PATH_COLUMNS if column in entry.paths]
     counts = {"total": result.total, "succeeded": result.succeeded, "failed": result.failed}
-    document = provenance_document(manifest.path, inputs, {**settings, "excel": excel}, tables, counts)
+    document = provenance_document(manifest.path, inputs, {**settings, "excel": excel}, tables, counts,
+                                   checksums or {})
     written.append(write_provenance(result.output, document))
     return written

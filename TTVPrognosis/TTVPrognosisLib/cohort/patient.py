@@ -53,6 +53,7 @@ class PatientOutcome:
     lesions: list[dict[str, str]] = field(default_factory=list)
     containers: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    checksums: dict[str, dict] = field(default_factory=dict)  # input path -> size and sha256 (provenance)
 
 
 _MODEL = None
@@ -136,8 +137,18 @@ def process_patient(job: PatientJob) -> PatientOutcome:
         return PatientOutcome(job.patient_id, STATUS_FAILED, f"Internal error ({type(error).__name__}): {error}. "
                               f"Please report this with the files of this patient.",
                               seconds=time.perf_counter() - start)
-    return PatientOutcome(job.patient_id, STATUS_OK, "", flat.row, flat.lesions, flat.containers,
-                          time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return PatientOutcome(job.patient_id, STATUS_OK, "", flat.row, flat.lesions, flat.containers, seconds,
+                          _checksums(job))
+
+
+def _checksums(job: PatientJob) -> dict[str, dict]:
+    """Size and sha256 of the job's input files, for the provenance file: hashed here, in the worker, while
+    the files are fresh in the page cache and in parallel with the other patients."""
+    from .provenance import input_record
+
+    paths = (job.baseline_segmentation, job.followup_segmentation, job.baseline_image, job.followup_image)
+    return {path: input_record(path) for path in paths if path}
 
 
 @lru_cache(maxsize=1)

@@ -55,15 +55,20 @@ def input_record(path: str | os.PathLike) -> dict:
 
 
 def provenance_document(manifest_path: str | os.PathLike, inputs: Sequence[tuple[str, str, str]],
-                        settings: Mapping, tables: Mapping[str, str], counts: Mapping[str, int]) -> dict:
-    """``inputs``: (patient_id, manifest column, resolved path) of every input file the run used."""
+                        settings: Mapping, tables: Mapping[str, str], counts: Mapping[str, int],
+                        known: Mapping[str, dict] | None = None) -> dict:
+    """``inputs``: (patient_id, manifest column, resolved path) of every input file the run used; ``known``:
+    records already made for some paths (by the workers), so those files are not read again."""
     from .. import __version__
     from ..prognosis.model import POPULATION, default_model_path, load_model
 
     model = load_model()
+    cache = dict(known or {})
     records = []
     for patient_id, column, path in inputs:
-        records.append({"patient_id": patient_id, "column": column, **input_record(path)})
+        if path not in cache:
+            cache[path] = input_record(path)
+        records.append({"patient_id": patient_id, "column": column, **cache[path]})
     return {
         "tool": "ttvprognosis",
         "version": __version__,

@@ -185,11 +185,13 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
         progress(done, total, None)
     computed = 0
     cancelled = False
+    checksums: dict[str, dict] = {}  # input path -> size and sha256, from the workers (provenance)
 
     def record(entry: PatientEntry, outcome: PatientOutcome) -> None:
         nonlocal done, computed
         row = {**outcome.row, **entry.cells, STATUS: outcome.status, ERROR: outcome.error}
         tables.add(entry.patient_id, row, outcome.lesions, outcome.containers)
+        checksums.update(outcome.checksums)
         done += 1
         computed += 1
         writer.changed(entry.patient_id, row, outcome.lesions, outcome.containers)
@@ -214,7 +216,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     result = CohortResult(output, lesions_output, tables.columns, rows, tables.lesion_columns, tables.lesion_rows(),
                           total, statuses.count(STATUS_OK), statuses.count(STATUS_FAILED), len(finished), computed,
                           cancelled, warnings, (*FIXED_COLUMNS, *manifest.columns))
-    write_companions(result, manifest, settings, excel)
+    write_companions(result, manifest, settings, excel, checksums)
     return result
 
 
