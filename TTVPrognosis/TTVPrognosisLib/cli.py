@@ -286,7 +286,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .formats.demo_data import write_demo_case
     from .pipeline import compare_files
     from .report.documents import comparison_document
-    from .report.text import format_comparison, format_prognosis
+    from .report.text import format_comparison, format_prognosis, format_scores
 
     folder = Path(args.output)
     if folder.exists() and not folder.is_dir():
@@ -306,7 +306,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     document = comparison_document(comparison)
     document["files"] = {role: str(path) for role, path in paths.items()}
     text = (f"Sample case written to {folder.resolve()}\n\n{format_comparison(comparison)}\n\n"
-            f"{format_prognosis(document['prognosis'])}")
+            f"{format_prognosis(document['prognosis'])}\n\n{format_scores(document['clinical_scores'])}")
     _emit(document, text, args.json)
     return 0
 
