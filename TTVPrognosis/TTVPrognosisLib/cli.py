@@ -35,6 +35,29 @@ def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
                         help="treat this segment as liver, not lesion (liver-named segments are by default)")
 
 
+def _add_clinical_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clinical inputs of the Fong and GAME scores (computed on the follow-up; "
+                                      "unknown when left out)")
+    for name, what in (("--node-positive-primary", "node-positive primary tumour"), ("--ras-mutated",
+                       "RAS-mutated tumour (GAME was derived with KRAS)"),
+                       ("--extrahepatic-disease", "extrahepatic disease")):
+        group.add_argument(name, choices=("yes", "no"), help=what)
+    group.add_argument("--disease-free-interval-months", type=float, metavar="M",
+                       help="months from the primary's resection to the liver metastases (0: synchronous)")
+    group.add_argument("--cea-ng-ml", type=float, metavar="X", help="serum CEA (ng/mL) before liver treatment")
+
+
+def _clinical_inputs(args: argparse.Namespace):
+    from .prognosis.scores import ClinicalInputs
+
+    def yes_no(value):
+        return None if value is None else value == "yes"
+
+    return ClinicalInputs(node_positive_primary=yes_no(args.node_positive_primary),
+                          disease_free_interval_months=args.disease_free_interval_months, cea_ng_ml=args.cea_ng_ml,
+                          kras_mutated=yes_no(args.ras_mutated), extrahepatic_disease=yes_no(args.extrahepatic_disease))
+
+
 def _add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
@@ -71,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
                          help="registration transform (default: rigid)")
     _add_segment_role_options(compare)
+    _add_clinical_options(compare)
     _add_json_option(compare)
     compare.set_defaults(handler=_run_compare)
 
@@ -136,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not register follow-ups: each patient's scans are already aligned")
     batch.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
                        help="registration transform (default: rigid)")
+    batch.add_argument("--excel", action="store_true",
+                       help="also write RESULTS.excel.csv (and LESIONS.excel.csv) for spreadsheets: UTF-8 with BOM, "
+                            "the manifest's delimiter, decimal commas with ';'")
     _add_segment_role_options(batch)
     batch.set_defaults(handler=_run_batch)
     return parser
@@ -172,14 +199,15 @@ def _run_measure(args: argparse.Namespace) -> int:
 def _run_compare(args: argparse.Namespace) -> int:
     from .pipeline import compare_files
     from .report.documents import comparison_document
-    from .report.text import format_comparison, format_prognosis
+    from .report.text import format_comparison, format_prognosis, format_scores
 
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                exclude=args.exclude_segment, liver=args.liver_segment,
                                register=not args.no_registration, registration_mode=args.registration)
     _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
-    document = comparison_document(comparison)
-    _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}", args.json)
+    document = comparison_document(comparison, clinical=_clinical_inputs(args))
+    _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}\n\n"
+                    f"{format_scores(document['clinical_scores'])}", args.json)
     return 0
 
 
@@ -258,7 +286,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .formats.demo_data import write_demo_case
     from .pipeline import compare_files
     from .report.documents import comparison_document
-    from .report.text import format_comparison, format_prognosis
+    from .report.text import format_comparison, format_prognosis, format_scores
 
     folder = Path(args.output)
     if folder.exists() and not folder.is_dir():
@@ -278,7 +306,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     document = comparison_document(comparison)
     document["files"] = {role: str(path) for role, path in paths.items()}
     text = (f"Sample case written to {folder.resolve()}\n\n{format_comparison(comparison)}\n\n"
-            f"{format_prognosis(document['prognosis'])}")
+            f"{format_prognosis(document['prognosis'])}\n\n{format_scores(document['clinical_scores'])}")
     _emit(document, text, args.json)
     return 0
 
@@ -298,7 +326,7 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     from .cohort.manifest import read_manifest
     from .cohort.outputs import check_outputs
-    from .cohort.progress import TerminalProgress
+    from .cohort.progress import LogProgress, TerminalProgress
     from .cohort.runner import run_cohort
 
     if args.retry_failed and not args.resume:
@@ -313,7 +341,7 @@ def _run_batch(args: argparse.Namespace) -> int:
               file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
+    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else LogProgress(sys.stderr)
     client = _dask_client(args.dask_scheduler) if args.dask_scheduler else None
     previous_handler = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)  # a killed job still writes what is finished
@@ -321,7 +349,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         result = run_cohort(manifest, args.output, args.lesions_output, workers=args.workers, executor=client,
                             resume=args.resume, retry_failed=args.retry_failed, overwrite=args.overwrite,
                             progress=progress, exclude=args.exclude_segment, liver=args.liver_segment,
-                            register=not args.no_registration, registration_mode=args.registration)
+                            register=not args.no_registration, registration_mode=args.registration,
+                            excel=args.excel)
     except KeyboardInterrupt:
         if progress is not None:
             progress.close()
@@ -342,6 +371,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     print(f"Results: {Path(args.output).resolve()}")
     if args.lesions_output:
         print(f"Lesions: {Path(args.lesions_output).resolve()}")
+    print("Beside them: a codebook per table (*.codebook.csv) and the provenance (*.provenance.json)"
+          + ("; spreadsheet copies (*.excel.csv)." if args.excel else "."))
     return 0 if result.ok else EXIT_INPUT_ERROR
 
 

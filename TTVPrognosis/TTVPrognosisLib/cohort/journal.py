@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..formats.io import _atomic_write
-from .manifest import PATH_COLUMNS, Manifest
+from .manifest import CLINICAL_COLUMNS, PATH_COLUMNS, Manifest
 from .outputs import _writing
 from .patient import _template
 from .tables import FIXED_COLUMNS, PATIENT_ID, STATUS, STATUS_FAILED, STATUS_OK, CohortTables, read_csv, read_table
@@ -189,8 +189,8 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
             continue  # its lesion rows are needed and were not kept: compute it again
         if row.get(STATUS) not in (STATUS_OK, STATUS_FAILED):
             continue
-        if any(row.get(column, "") != entry.cells.get(column, "") for column in PATH_COLUMNS):
-            continue  # the manifest now points to other files: compute it again
+        if any(row.get(column, "") != entry.cells.get(column, "") for column in (*PATH_COLUMNS, *CLINICAL_COLUMNS)):
+            continue  # the manifest now points to other files or gives other score inputs: compute it again
         results = {key: value for key, value in row.items() if key not in old_manifest_columns}
         tables.add(patient_id, {**results, **entry.cells}, lesions_by_patient.get(patient_id, []))
         finished.add(patient_id)

@@ -8,6 +8,10 @@ A manifest is a CSV file with one row per patient:
 - ``patient_id`` (required, unique), ``baseline_segmentation`` (required), ``followup_segmentation``,
   ``baseline_image``, ``followup_image`` (optional): file paths; relative paths start from the manifest's
   folder. Column names are matched ignoring case, spaces and hyphens (``Patient ID`` is ``patient_id``).
+- ``node_positive_primary``, ``ras_mutated``, ``extrahepatic_disease`` (yes/no/1/0; empty or ``unknown``:
+  not known) and ``disease_free_interval_months``, ``cea_ng_ml`` (a non-negative number, ``.`` or ``,`` as
+  the decimal mark; empty: not known), optional: the clinical inputs of the Fong and GAME scores. Any other
+  value is a manifest problem naming the line and the column. They are passed through to the results too.
 - any other column (clinical data) is passed through to the results unchanged.
 
 The manifest is checked before anything runs. Structural problems (missing columns, duplicate or empty
@@ -36,8 +40,12 @@ FOLLOWUP_SEGMENTATION = "followup_segmentation"
 BASELINE_IMAGE = "baseline_image"
 FOLLOWUP_IMAGE = "followup_image"
 PATH_COLUMNS = (BASELINE_SEGMENTATION, FOLLOWUP_SEGMENTATION, BASELINE_IMAGE, FOLLOWUP_IMAGE)
+YES_NO_COLUMNS = ("node_positive_primary", "ras_mutated", "extrahepatic_disease")
+NUMBER_COLUMNS = ("disease_free_interval_months", "cea_ng_ml")
+CLINICAL_COLUMNS = ("node_positive_primary", "disease_free_interval_months", "cea_ng_ml", "ras_mutated",
+                    "extrahepatic_disease")
 REQUIRED_COLUMNS = (PATIENT_ID, BASELINE_SEGMENTATION)
-KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS)
+KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS, *CLINICAL_COLUMNS)
 PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTATION: "Follow-up segmentation",
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")
@@ -67,6 +75,16 @@ class PatientEntry:
     cells: dict[str, str]
     paths: dict[str, str]
     problems: list[str] = field(default_factory=list)
+    clinical: dict[str, bool | float | None] = field(default_factory=dict)
+
+    def clinical_inputs(self):
+        """The Fong/GAME inputs of this row (unknown when the column is absent or the cell empty)."""
+        from ..prognosis.scores import ClinicalInputs
+
+        return ClinicalInputs(node_positive_primary=self.clinical.get("node_positive_primary"),
+                              disease_free_interval_months=self.clinical.get("disease_free_interval_months"),
+                              cea_ng_ml=self.clinical.get("cea_ng_ml"), kras_mutated=self.clinical.get("ras_mutated"),
+                              extrahepatic_disease=self.clinical.get("extrahepatic_disease"))
 
 
 @dataclass
@@ -77,6 +95,7 @@ class Manifest:
     columns: list[str]
     entries: list[PatientEntry]
     warnings: list[str] = field(default_factory=list)
+    delimiter: str = ","  # the manifest's own (``batch --excel`` writes its copies with it)
 
     @property
     def file_problems(self) -> list[str]:
@@ -169,7 +188,9 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
         if PATIENT_ID in columns and not patient_id:
             problems.append(f"line {line}: patient_id is empty")
         lines_of_id.setdefault(patient_id, []).append(line)
-        entries.append(PatientEntry(patient_id, line, cells, {}))
+        entry = PatientEntry(patient_id, line, cells, {})
+        problems += _read_clinical(entry)
+        entries.append(entry)
     for patient_id, lines in lines_of_id.items():
         if patient_id and len(lines) > 1:
             problems.append(f"patient_id '{patient_id}' appears {len(lines)} times (lines "
@@ -196,7 +217,7 @@ def read_manifest(path: str | os.PathLike, outputs: Sequence[str | os.PathLike] 
             if entry.cells.get(image) and not entry.cells.get(segmentation):
                 warnings.append(f"line {entry.line}, patient '{entry.patient_id}': {image} is given but "
                                 f"{segmentation} is empty; the image is not used.")
-    return Manifest(manifest_path, [column for column in columns if column], entries, warnings)
+    return Manifest(manifest_path, [column for column in columns if column], entries, warnings, delimiter)
 
 
 def _header_problems(columns: list[str], header: list[str], spare: set[int]) -> list[str]:
@@ -226,6 +247,45 @@ def _header_problems(columns: list[str], header: list[str], spare: set[int]) -> 
                         f"would clash with result columns of the same name; rename "
                         f"{'them' if len(clashes) > 1 else 'it'} (a results table cannot be used as a manifest)")
     return problems
+
+
+YES_TEXTS, NO_TEXTS, UNKNOWN_TEXTS = ("yes", "1"), ("no", "0"), ("", "unknown")
+
+
+def _read_clinical(entry: PatientEntry) -> list[str]:
+    """Parse the row's clinical cells into ``entry.clinical``; a value that is not allowed is a problem."""
+    problems = []
+    for column in YES_NO_COLUMNS:
+        text = entry.cells.get(column, "").strip().lower()
+        if text in YES_TEXTS or text in NO_TEXTS:
+            entry.clinical[column] = text in YES_TEXTS
+        elif text in UNKNOWN_TEXTS:
+            entry.clinical[column] = None
+        else:
+            problems.append(f"line {entry.line}, column '{column}': '{_shortened(entry.cells[column], 40)}' is not "
+                            f"yes, no, 1, 0 or empty (unknown)")
+    for column in NUMBER_COLUMNS:
+        text = entry.cells.get(column, "").strip()
+        if text.lower() in UNKNOWN_TEXTS:
+            entry.clinical[column] = None
+            continue
+        value = _number(text)
+        if value is not None and 0 <= value < float("inf"):
+            entry.clinical[column] = value
+        else:
+            problems.append(f"line {entry.line}, column '{column}': '{_shortened(text, 40)}' is not a non-negative "
+                            f"number (or empty for unknown)")
+    return problems
+
+
+def _number(text: str) -> float | None:
+    """A number with ``.`` or ``,`` as its decimal mark (not both: ``1,234.5`` is refused as ambiguous)."""
+    if "," in text and "." in text:
+        return None
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return None
 
 
 def _resolve(cell: str, folder: Path) -> Path:

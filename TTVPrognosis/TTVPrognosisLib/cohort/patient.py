@@ -39,6 +39,7 @@ class PatientJob:
     read_segmentation: Callable | None = None  # path -> LabelVolume; default io.read_segmentation
     read_image: Callable | None = None  # path -> ImageVolume; default io.read_image (only the header when
     #                                     the voxels are not needed)
+    clinical: object | None = None  # prognosis.scores.ClinicalInputs of the Fong/GAME scores; None: all unknown
 
 
 @dataclass
@@ -52,6 +53,7 @@ class PatientOutcome:
     lesions: list[dict[str, str]] = field(default_factory=list)
     containers: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    checksums: dict[str, dict] = field(default_factory=dict)  # input path -> size and sha256 (provenance)
 
 
 _MODEL = None
@@ -86,7 +88,7 @@ def patient_document(job: PatientJob) -> dict:
     from ..measure.volumetry import measure
     from ..pipeline import compare_volumes
     from ..prognosis.section import prognosis_section
-    from ..report.documents import comparison_document
+    from ..report.documents import comparison_document, scores_section
 
     with_followup = bool(job.followup_segmentation)
     both_images = with_followup and bool(job.baseline_image) and bool(job.followup_image) and job.register
@@ -99,14 +101,15 @@ def patient_document(job: PatientJob) -> dict:
                               liver=names_matching(baseline, job.liver))
         _require_baseline_lesions(measurement, job.baseline_segmentation)
         return {"baseline": measurement.to_dict(),
-                "prognosis": prognosis_section(measurement.ttv_ml, None, model=_survival_model())}
+                "prognosis": prognosis_section(measurement.ttv_ml, None, model=_survival_model()),
+                "clinical_scores": scores_section(measurement, None, job.clinical)}
     followup, followup_ct = _load_time_point(job, "Follow-up", job.followup_segmentation, job.followup_image,
                                              both_images)
     comparison = compare_volumes(baseline, followup, exclude=job.exclude, liver=job.liver, baseline_image=baseline_ct,
                                  followup_image=followup_ct, register=job.register,
                                  registration_mode=job.registration_mode)
     _require_baseline_lesions(comparison.baseline, job.baseline_segmentation)
-    return comparison_document(comparison, model=_survival_model())
+    return comparison_document(comparison, model=_survival_model(), clinical=job.clinical)
 
 
 def _require_baseline_lesions(measurement, path: str) -> None:
@@ -134,8 +137,18 @@ def process_patient(job: PatientJob) -> PatientOutcome:
         return PatientOutcome(job.patient_id, STATUS_FAILED, f"Internal error ({type(error).__name__}): {error}. "
                               f"Please report this with the files of this patient.",
                               seconds=time.perf_counter() - start)
-    return PatientOutcome(job.patient_id, STATUS_OK, "", flat.row, flat.lesions, flat.containers,
-                          time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return PatientOutcome(job.patient_id, STATUS_OK, "", flat.row, flat.lesions, flat.containers, seconds,
+                          _checksums(job))
+
+
+def _checksums(job: PatientJob) -> dict[str, dict]:
+    """Size and sha256 of the job's input files, for the provenance file: hashed here, in the worker, while
+    the files are fresh in the page cache and in parallel with the other patients."""
+    from .provenance import input_record
+
+    paths = (job.baseline_segmentation, job.followup_segmentation, job.baseline_image, job.followup_image)
+    return {path: input_record(path) for path in paths if path}
 
 
 @lru_cache(maxsize=1)

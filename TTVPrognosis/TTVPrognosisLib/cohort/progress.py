@@ -57,3 +57,37 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class LogProgress:
+    """A ``progress`` callback writing plain lines (no bar, no carriage returns) for logs that are not a
+    terminal, e.g. a cluster job's stderr file: the first and last counts, and at most one line per
+    ``every_seconds`` in between."""
+
+    def __init__(self, stream, every_seconds: float = 30.0, clock=time.monotonic):
+        self.stream = stream
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self.started: float | None = None
+        self.done_at_start = 0
+        self.last_line: float | None = None
+
+    def __call__(self, done: int, total: int, patient_id: str | None) -> None:
+        now = self.clock()
+        if self.started is None:
+            self.started, self.done_at_start = now, done
+        due = self.last_line is None or now - self.last_line >= self.every_seconds
+        if not (due or done >= total):
+            return
+        self.last_line = now
+        computed, elapsed = done - self.done_at_start, now - self.started
+        text = f"{time.strftime('%Y-%m-%d %H:%M:%S')} progress: {done}/{total} patients"
+        if computed and done < total:
+            text += f", about {_duration(elapsed / computed * (total - done))} left"
+        if patient_id:
+            text += f" (last: {patient_id})"
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Nothing to finish (lines are complete); here so both callbacks can be closed alike."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .companions import write_companions
 from .journal import _check_resumed_settings, _IncrementalWriter, _record_settings, _resume, journal_path, run_settings
 from .manifest import (
     BASELINE_IMAGE,
@@ -116,7 +117,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
                retry_failed: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None,
                should_cancel: Callable[[], bool] | None = None, read_segmentation: Callable | None = None,
                read_image: Callable | None = None, exclude: Sequence[str] = (), liver: Sequence[str] = (),
-               register: bool = True, registration_mode: str = "rigid") -> CohortResult:
+               register: bool = True, registration_mode: str = "rigid", excel: bool = False) -> CohortResult:
     """Process every patient of ``manifest`` and write the results table (and the lesion table, if named).
 
     - ``workers``: 1 runs in this process (use it inside Slicer); N > 1 a local process pool; default one per
@@ -136,6 +137,8 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     - ``exclude``/``liver``: segment names applied to every patient, as in ``compare``; ``register=False``
       takes each patient's scans as aligned (no registration before lesion matching); ``registration_mode``
       ``"rigid"`` or ``"affine"``, as in ``compare --registration``.
+    - Beside the tables: ``<stem>.codebook.csv`` for each and ``<results stem>.provenance.json``; with
+      ``excel``, also ``<stem>.excel.csv`` copies for spreadsheets (:mod:`.companions`).
     """
     output = Path(output)
     lesions_output = Path(lesions_output) if lesions_output is not None else None
@@ -167,7 +170,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
         jobs.append((entry, PatientJob(
             entry.patient_id, entry.paths[BASELINE_SEGMENTATION], entry.paths.get(FOLLOWUP_SEGMENTATION),
             entry.paths.get(BASELINE_IMAGE), entry.paths.get(FOLLOWUP_IMAGE), tuple(exclude), tuple(liver),
-            register, registration_mode, read_segmentation, read_image)))
+            register, registration_mode, read_segmentation, read_image, entry.clinical_inputs())))
     total = len(manifest.entries)
     done = total - len(jobs)
     for path in (output, lesions_output):
@@ -182,11 +185,13 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
         progress(done, total, None)
     computed = 0
     cancelled = False
+    checksums: dict[str, dict] = {}  # input path -> size and sha256, from the workers (provenance)
 
     def record(entry: PatientEntry, outcome: PatientOutcome) -> None:
         nonlocal done, computed
         row = {**outcome.row, **entry.cells, STATUS: outcome.status, ERROR: outcome.error}
         tables.add(entry.patient_id, row, outcome.lesions, outcome.containers)
+        checksums.update(outcome.checksums)
         done += 1
         computed += 1
         writer.changed(entry.patient_id, row, outcome.lesions, outcome.containers)
@@ -208,9 +213,11 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     listed = {entry.patient_id for entry in manifest.entries}
     rows = tables.rows()
     statuses = [row[STATUS] for row in rows if row[PATIENT_ID] in listed]
-    return CohortResult(output, lesions_output, tables.columns, rows, tables.lesion_columns, tables.lesion_rows(),
-                        total, statuses.count(STATUS_OK), statuses.count(STATUS_FAILED), len(finished), computed,
-                        cancelled, warnings, (*FIXED_COLUMNS, *manifest.columns))
+    result = CohortResult(output, lesions_output, tables.columns, rows, tables.lesion_columns, tables.lesion_rows(),
+                          total, statuses.count(STATUS_OK), statuses.count(STATUS_FAILED), len(finished), computed,
+                          cancelled, warnings, (*FIXED_COLUMNS, *manifest.columns))
+    write_companions(result, manifest, settings, excel, checksums)
+    return result
 
 
 def prepare_worker() -> None:

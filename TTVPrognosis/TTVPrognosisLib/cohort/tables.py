@@ -16,17 +16,23 @@ Column scheme of the results table (``ttvprognosis batch --output``, ``processCo
    - lists of records are not row columns: every list named ``lesions`` goes to the lesion table, and
      ``prognosis_overall_survival`` becomes, for 24, 36 and 60 months,
      ``prognosis_overall_survival_24m`` (probability 0-1), ``..._24m_ci95_low``, ``..._24m_ci95_high``
-     (empty when the model gives no prediction; the reason is in ``prognosis_errors``). Other record lists
-     (segments, cohort placements, base rates) stay in the JSON output only;
+     (empty when the model gives no prediction; the reason is in ``prognosis_errors``);
+     ``recist_target_lesions`` becomes ``recist_target_1_...`` and ``recist_target_2_...`` (lesion id and
+     diameters); ``prognosis_ttv_change_cohorts`` becomes ``prognosis_ttv_change_position_cairo5`` and
+     ``..._validation`` (below, within or above the cohort's IQR); ``clinical_scores`` becomes
+     ``fong_score``, ``fong_risk_group``, ``game_score``, ``game_risk_group``, ``scores_time_point`` and the
+     ``..._not_computable_reason`` columns. Other record lists (segments, cohort placements, base rates)
+     stay in the JSON output only;
    - descriptive text that is the same for every patient (model title, intended use, published-effect
      notes) is left out (``OMITTED_COLUMNS``);
-   - numbers are written in full precision (shortest text that reads back to the same float), booleans as
-     ``true``/``false``, missing/undefined/non-finite values as empty cells.
+   - numbers are rounded by unit (:func:`decimals_for`: 4 decimals for mL and probabilities, 2 for mm and
+     percentages, else 10 significant digits, which drops float noise; the voxel grid as read), booleans
+     as ``true``/``false``, missing/undefined/non-finite values as empty cells.
 
 Lesion table (``--lesions-output``): ``patient_id``, ``time_point`` (where the list sits: ``baseline`` or
 ``followup``), then each lesion record flattened the same way (``lesion_id``, ``voxel_count``,
-``volume_ml``, ``max_diameter_mm``, ``longest_axial_diameter_mm``, ``centroid_ras`` as ``"R; A; S"``,
-``segments``...).
+``volume_ml``, ``centroid_r_mm``, ``centroid_a_mm``, ``centroid_s_mm``, ``max_diameter_mm``,
+``longest_axial_diameter_mm``, ``segments``, ``matching_status``, ``recist_role``...).
 
 Rows follow the manifest order whatever order patients finish in, so a resumed run writes the same table
 as an uninterrupted one. Files are written with the stdlib ``csv`` module (no pandas: this runs inside
@@ -40,12 +46,14 @@ import csv
 import io
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
 from ..formats.io import _atomic_write
+from ..prognosis.scores import score_columns
 
 PATIENT_ID = "patient_id"
 STATUS = "status"
@@ -60,11 +68,12 @@ KEY_SEPARATOR = "_"
 LIST_SEPARATOR = "; "
 LESIONS_KEY = "lesions"
 SURVIVAL_KEY = "overall_survival"
+SCORES_KEY = "clinical_scores"  # Fong and GAME: fong_score, fong_risk_group, ... (prognosis.scores.score_columns)
 PROGNOSIS_MONTHS = (24, 36, 60)
 OMITTED_COLUMNS = frozenset({
     # the same descriptive text for every patient (it is in the JSON output and the model card)
     "prognosis_model_title", "prognosis_intended_use", "prognosis_ttv_change_effect",
-    "prognosis_ttv_change_note", "recist_citation", "tbs_citation",
+    "prognosis_population", "recist_citation", "tbs_citation", "tbs_study_cut_off_source",
     # run time, not a result: it would make two runs of the same cohort differ
     "registration_diagnostics_seconds",
 })
@@ -73,10 +82,19 @@ OMITTED_COLUMNS = frozenset({
 KNOWN_RECORD_LISTS = frozenset({
     "baseline_lesions", "followup_lesions", "baseline_segments", "followup_segments",
     "prognosis_overall_survival", "prognosis_baseline_ttv_vs_cohorts", "prognosis_early_recurrence",
-    "prognosis_ttv_change_cohort_placements", "recist_target_lesions", "recist_non_target_lesions",
+    "prognosis_ttv_change_cohorts", "recist_target_lesions", "recist_non_target_lesions",
     "lesion_matching_pairs", "lesion_matching_new", "lesion_matching_disappeared", "lesion_matching_merged",
     "lesion_matching_split", "registration_followup_to_baseline_ras",
 })
+GRID_COLUMNS = ("spacing_mm", "slice_thickness_mm", "voxel_volume_ml")
+UNIT_ML = re.compile(r"_ml(_|$)")
+UNIT_MM = re.compile(r"_mm(_|$)")
+UNIT_PERCENT = re.compile(r"_percent(_|$)")
+CENTROID_KEY = "centroid_ras"
+TARGETS_KEY = "target_lesions"
+CHANGE_COHORTS = "prognosis_ttv_change_cohorts"
+TARGETS_PER_ORGAN = 2
+TARGET_FIELDS = ("lesion_id", "baseline_mm", "followup_mm", "followup_measured_mm")
 MISSING_TEXTS = frozenset({"", "nan", "na", "n/a", "#n/a", "null", "<na>", "nat"})
 
 
@@ -88,8 +106,9 @@ def clean_cell(text: str | None) -> str:
     return "" if stripped.lower() in MISSING_TEXTS else stripped
 
 
-def format_cell(value) -> str:
-    """One CSV cell: full-precision numbers, ``true``/``false``, empty for None/NaN/inf."""
+def format_cell(value, decimals: int | None = None) -> str:
+    """One CSV cell: numbers rounded to ``decimals`` (else to 10 significant digits, which drops float noise
+    such as 0.30000000000000004), ``true``/``false``, empty for None/NaN/inf."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
         with contextlib.suppress(TypeError, ValueError):
             value = value.item()
@@ -100,8 +119,51 @@ def format_cell(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
+        if not math.isfinite(value):
+            return ""
+        rounded = round(value, decimals) if decimals is not None else float(f"{value:.10g}")
+        return repr(rounded + 0.0)  # + 0.0: no "-0.0"
     return str(value)
+
+
+def decimals_for(column: str) -> int | None:
+    """Decimals a column is rounded to: 4 for mL and probabilities, 2 for mm and percentages; None (10
+    significant digits) for the rest and for the voxel grid (spacing, slice thickness, voxel volume), which
+    is kept as read."""
+    if column.endswith(GRID_COLUMNS):
+        return None
+    if UNIT_ML.search(column) or column.startswith(f"prognosis_{SURVIVAL_KEY}_"):
+        return 4
+    if UNIT_MM.search(column) or UNIT_PERCENT.search(column):
+        return 2
+    return None
+
+
+def split_centroid(lesion: Mapping) -> dict:
+    """A lesion record with ``centroid_ras`` [R, A, S] as ``centroid_r_mm``, ``centroid_a_mm``, ``centroid_s_mm``."""
+    record = dict(lesion)
+    centroid = record.pop(CENTROID_KEY, None)
+    if isinstance(centroid, (list, tuple)) and len(centroid) == 3:
+        position = list(record).index("volume_ml") + 1 if "volume_ml" in record else len(record)
+        items = list(record.items())
+        items[position:position] = [(f"centroid_{axis}_mm", value) for axis, value in zip("ras", centroid)]
+        record = dict(items)
+    elif centroid is not None:
+        record[CENTROID_KEY] = centroid
+    return record
+
+
+def target_columns(name: str, targets: Sequence[Mapping]) -> dict[str, str]:
+    """RECIST target lesions 1 and 2 as columns: ``recist_target_1_lesion_id``, ``_baseline_mm``,
+    ``_followup_mm`` (the value in the sum) and ``_followup_measured_mm``; empty when there is no such target."""
+    prefix = name[: -len(TARGETS_KEY)]
+    columns = {}
+    for number in range(1, TARGETS_PER_ORGAN + 1):
+        target = targets[number - 1] if number <= len(targets) else {}
+        for field_name in TARGET_FIELDS:
+            column = f"{prefix}target_{number}_{field_name}"
+            columns[column] = format_cell(target.get(field_name), decimals_for(column))
+    return columns
 
 
 def _is_scalar(value) -> bool:
@@ -144,7 +206,17 @@ def _flatten_into(document: Mapping, prefix: str, flat: FlatDocument, patient_id
         name = _join(prefix, key)
         if name in OMITTED_COLUMNS:
             continue
-        if isinstance(value, Mapping):
+        if name == CHANGE_COHORTS and isinstance(value, (list, tuple)):
+            flat.containers.add(name)
+            flat.row.update({f"{prefix}{KEY_SEPARATOR}position_{str(cohort.get('cohort', '')).lower()}":
+                             format_cell(cohort.get("position")) for cohort in value if isinstance(cohort, Mapping)})
+        elif key == TARGETS_KEY and isinstance(value, (list, tuple)):
+            flat.containers.add(name)
+            flat.row.update(target_columns(name, value))
+        elif name == SCORES_KEY and isinstance(value, Mapping):
+            flat.containers.add(name)
+            flat.row.update({column: format_cell(cell) for column, cell in score_columns(value).items()})
+        elif isinstance(value, Mapping):
             flat.containers.add(name)
             _flatten_into(value, name, flat, patient_id)
         elif isinstance(value, (list, tuple)):
@@ -155,16 +227,16 @@ def _flatten_into(document: Mapping, prefix: str, flat: FlatDocument, patient_id
                 flat.containers.add(name)
                 for lesion in value:
                     row = {PATIENT_ID: patient_id or "", TIME_POINT: prefix}
-                    row.update(flatten_record(lesion))
+                    row.update(flatten_record(split_centroid(lesion)))
                     flat.lesions.append(row)
             elif not value and name in KNOWN_RECORD_LISTS:
                 flat.containers.add(name)
             elif all(_is_scalar(item) for item in value):
-                flat.row[name] = LIST_SEPARATOR.join(format_cell(item) for item in value)
+                flat.row[name] = LIST_SEPARATOR.join(format_cell(item, decimals_for(name)) for item in value)
             else:
                 flat.containers.add(name)
         else:
-            flat.row[name] = format_cell(value)
+            flat.row[name] = format_cell(value, decimals_for(name))
 
 
 def survival_columns(name: str, points: Sequence[Mapping], months: Sequence[int] = PROGNOSIS_MONTHS
@@ -174,9 +246,9 @@ def survival_columns(name: str, points: Sequence[Mapping], months: Sequence[int]
     for month in months:
         point = next((point for point in points if _is_month(point.get("months"), month)), None)
         band = list(point.get("ci95") or ()) if point else []
-        columns[f"{name}_{month}m"] = format_cell(point.get("probability")) if point else ""
-        columns[f"{name}_{month}m_ci95_low"] = format_cell(band[0]) if len(band) == 2 else ""
-        columns[f"{name}_{month}m_ci95_high"] = format_cell(band[1]) if len(band) == 2 else ""
+        columns[f"{name}_{month}m"] = format_cell(point.get("probability"), 4) if point else ""
+        columns[f"{name}_{month}m_ci95_low"] = format_cell(band[0], 4) if len(band) == 2 else ""
+        columns[f"{name}_{month}m_ci95_high"] = format_cell(band[1], 4) if len(band) == 2 else ""
     return columns
 
 

@@ -68,7 +68,7 @@ class PanelLogic:
 
     @staticmethod
     def prognosisHtml(outcome) -> str:
-        return prognosis_html(outcome.prognosis)
+        return prognosis_html(outcome.prognosis, getattr(outcome, "scores_note", ""))
 
     @staticmethod
     def modelCardPath() -> str:

@@ -91,10 +91,15 @@ def write_survival_chart(curves: dict[str, tuple[Sequence[float], Sequence[float
         chart_node.AddAndObservePlotSeriesNodeID(series.GetID())
 
 
-def score_rows(results: Sequence) -> list[list[str]]:
-    """Points per criterion and the risk group of each clinical score (Fong, GAME)."""
+SCANS = {"followup": "follow-up (after induction therapy)", "baseline": "baseline (no follow-up given)"}
+
+
+def score_rows(results: Sequence, time_point: str = "") -> list[list[str]]:
+    """Points per criterion and the risk group of each clinical score (Fong, GAME), first the scan scored."""
     rows = []
     for result in results:
+        if time_point:
+            rows.append([result.score, "scan", SCANS.get(time_point, time_point), ""])
         for item in result.items:
             rows.append([result.score, item.name, "" if item.value is None else str(item.value),
                          "missing" if item.points is None else str(item.points)])
@@ -102,5 +107,5 @@ def score_rows(results: Sequence) -> list[list[str]]:
     return rows
 
 
-def write_score_table(results: Sequence, table_node) -> None:
-    fill_table(table_node, ("Score", "Criterion", "Value", "Points"), score_rows(results))
+def write_score_table(results: Sequence, table_node, time_point: str = "") -> None:
+    fill_table(table_node, ("Score", "Criterion", "Value", "Points"), score_rows(results, time_point))

@@ -20,7 +20,7 @@ from ..mrml.results import (
     write_survival_table,
 )
 from ..pipeline import compare_volumes
-from ..prognosis.scores import ClinicalInputs, ScoreResult, fong_score, game_score
+from ..prognosis.scores import ClinicalInputs, ScoreResult, preoperative_scores
 from ..prognosis.section import prognosis_section, survival_curves
 from ..response.comparison import Comparison
 
@@ -33,6 +33,8 @@ class Outcome:
     prognosis: dict | None
     scores: list[ScoreResult]
     warnings: list[str] = field(default_factory=list)
+    scores_time_point: str = ""  # "followup" (after induction therapy) or "baseline": the scan scored
+    scores_note: str = ""  # which scan, and why
 
     @property
     def baseline(self) -> Measurement:
@@ -68,10 +70,19 @@ def compute_outcome(baseline_segmentation, baseline_volume=None, followup_segmen
         followup_ttv = outcome.comparison.followup.ttv_ml if outcome.comparison is not None else None
         outcome.prognosis = prognosis_section(baseline_measurement.ttv_ml, followup_ttv)
     if baseline_measurement.lesion_count:
-        clinical = clinical or ClinicalInputs()
-        count, diameter = baseline_measurement.lesion_count, baseline_measurement.largest_axial_diameter_mm
-        outcome.scores = [fong_score(count, diameter, clinical), game_score(count, diameter, clinical)]
+        followup = outcome.comparison.followup if outcome.comparison is not None else None
+        timed = preoperative_scores(_burden(baseline_measurement, "baseline"),
+                                    None if followup is None else _burden(followup, "follow-up"),
+                                    clinical or ClinicalInputs())
+        outcome.scores = [timed.fong, timed.game]
+        outcome.scores_time_point = timed.time_point
+        outcome.scores_note = (f"Fong and GAME computed on the {'follow-up' if followup is not None else 'baseline'} "
+                               f"scan ({timed.scan}). {timed.reason}")
     return outcome
+
+
+def _burden(measurement: Measurement, label: str) -> tuple:
+    return measurement.lesion_count, measurement.largest_axial_diameter_mm, measurement.source or f"{label} scan"
 
 
 @dataclass
@@ -105,7 +116,7 @@ def write_outcome(outcome: Outcome, nodes: ResultNodes, scene) -> None:
                              nodes.survival_chart, scene)
     else:  # no prognosis, or a TTV outside the model's range (its error is in the prognosis section)
         nodes.survival_chart.RemoveAllPlotSeriesNodeIDs()
-    write_score_table(outcome.scores, nodes.scores)
+    write_score_table(outcome.scores, nodes.scores, outcome.scores_time_point)
 
 
 def clinical_inputs_from_panel(node_positive: str, disease_free_interval_months: float, cea_ng_ml: float,

@@ -50,7 +50,7 @@ TIME_KNOTS_MONTHS = (33.0, 57.0, 125.0)  # the external cohort's OS quartiles
 TTV_KNOTS_ML = (3.0, 28.0, 300.0)  # the span of the published predictions, the cohort median inside
 SUPPORTED_MONTHS = (24.0, 120.0)
 CALIBRATED_TTV_ML = (3.0, 300.0)
-HARD_TTV_ML = (0.5, 2000.0)  # about 6x beyond the calibrated span: as far as ln-linear extrapolation goes
+HARD_TTV_PERCENTILES = (1.0, 99.0)  # of the validation cohort's assumed TTV distribution: what its data cover
 START = (-5.0, 1.0, 0.0, 0.4, 0.0)
 QUADRATURE_NODES = 400
 PERTURBATION_IN_SE = 0.05
@@ -121,6 +121,27 @@ HAZARD_RATIO_CROSS_CHECK = {"baseline_ttv_ml": 100.0, "reference_ttv_ml": 10.0, 
 
 def cloglog(probability: float | np.ndarray) -> np.ndarray:
     return np.log(-np.log(probability))
+
+
+def cohort_ttv_percentile(cohort: Cohort, percent: float) -> float:
+    """A percentile (mL) of the cohort's assumed baseline TTV distribution (the split normal of
+    :func:`cohort_ttv_nodes`)."""
+    first, median, third = np.log(cohort.ttv_quartiles_ml)
+    z_value = float(ndtri(percent / 100.0))
+    spread = (median - first if z_value < 0 else third - median) / float(ndtri(0.75))
+    return float(np.exp(median + spread * z_value))
+
+
+def hard_ttv_range(cohort: Cohort | None = None) -> tuple[float, float]:
+    """The TTVs the model takes at all: the 1st to 99th percentile of the validation cohort's assumed TTV
+    distribution (about 0.56-430 mL), to two significant digits.
+
+    Beyond them there are hardly any patients behind the published figures (its 98th percentile is about
+    315 mL), and the ln-linear tail goes on falling without limit (2000 mL would predict 0.04 % 5-year OS).
+    """
+    cohort = EXTERNAL_COHORT if cohort is None else cohort
+    low, high = (cohort_ttv_percentile(cohort, percent) for percent in HARD_TTV_PERCENTILES)
+    return float(f"{low:.2g}"), float(f"{high:.2g}")
 
 
 def cohort_ttv_nodes(cohort: Cohort, count: int = QUADRATURE_NODES) -> np.ndarray:
@@ -239,10 +260,9 @@ def _model_document(parameters: np.ndarray, covariance: np.ndarray, calibration:
         "parameter_names": list(PARAMETER_NAMES),
         "covariance": [[float(value) for value in row] for row in covariance],
         "support": {"months": list(SUPPORTED_MONTHS), "calibrated_ttv_ml": list(CALIBRATED_TTV_ML),
-                    "hard_ttv_ml": list(HARD_TTV_ML)},
+                    "hard_ttv_ml": list(hard_ttv_range())},
         "intended_use": "Research only. Not for clinical decisions about individual patients.",
-        "population": "Patients with colorectal liver metastases like the study's external validation cohort "
-                      "(n = 85); see MODEL_CARD.md.",
+        "population": prognosis.POPULATION,
         "provenance": {
             "source": STUDY,
             "method": "Reconstructed from published figures; the study published no coefficients.",

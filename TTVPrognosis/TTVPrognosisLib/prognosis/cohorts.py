@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .model import CAIRO5_TTV_DOI, STUDY_DOI, _finite_number
+from .model import CAIRO5_TTV_DOI, POPULATION, STUDY_DOI, _finite_number  # noqa: F401  (POPULATION re-exported)
 
 EXTERNAL_COHORT = "External validation cohort (n = 85)"
 CAIRO5_COHORT = "CAIRO5 (n = 215)"
@@ -91,19 +91,66 @@ def _quartile_position(value: float, reference: CohortQuartiles) -> str:
     return "at the median"
 
 
-RELATIVE_TTV_CHANGE = "relative_ttv_change_percent"
-TTV_CHANGE_EFFECT = (
-    "TTV change during systemic treatment was prognostic for overall survival in the study "
-    f"(doi:{STUDY_DOI}), but its curve is not published, so it is shown descriptively and is not a model "
-    "input. In CAIRO5, no change in TTV carried a higher risk of death than a 50 % decrease (adjusted HR "
-    f"2.57, 95 % CI 1.83-3.60; doi:{CAIRO5_TTV_DOI}): a larger decrease goes with longer survival."
+STUDY_TABLE_1 = f"doi:{STUDY_DOI}, Table 1 and section 3.2"
+
+
+@dataclass(frozen=True)
+class PublishedTtvChange:
+    """A cohort's published TTV change between the two scans: medians and interquartile ranges."""
+
+    cohort: str
+    size: int
+    absolute_change_median_ml: float
+    absolute_change_iqr_ml: tuple[float, float]
+    relative_change_median_percent: float
+    relative_change_iqr_percent: tuple[float, float]
+    months_between_scans_median: float
+    months_between_scans_iqr: tuple[float, float]
+    citation: str = STUDY_TABLE_1
+
+
+# doi:10.1016/j.ejca.2024.114185, Table 1 and section 3.2: median (IQR) per cohort.
+PUBLISHED_TTV_CHANGES = (
+    PublishedTtvChange("CAIRO5", 215, -22.0, (-81.0, -6.0), -60.0, (-73.0, -44.0), 2.3, (2.1, 2.5)),
+    PublishedTtvChange("validation", 85, -13.0, (-37.0, -3.0), -64.0, (-76.0, -44.0), 3.0, (2.5, 3.8)),
 )
-NO_CHANGE_QUARTILES = "The cohorts' published interquartile ranges of TTV change are not recorded here yet."
+TTV_CHANGE_EFFECT = (
+    "Absolute change in TTV is the study's variable (relative change was deliberately not analysed): it was "
+    "prognostic for early recurrence (P = 0.040 and 0.021) and overall survival (P = 0.006 and 0.012), with "
+    "evidence of a nonlinear relation (P = 0.006 for early recurrence, 0.009 for overall survival; "
+    f"doi:{STUDY_DOI}, Results). The curve is in the study's Supplementary Fig. 1, which is not available "
+    "to this tool, so the change is placed against the cohorts' published quartiles and is not a model "
+    f"input. In CAIRO5, no change in TTV carried a higher risk of death than a 50 % decrease (adjusted HR "
+    f"2.57, 95 % CI 1.83-3.60; doi:{CAIRO5_TTV_DOI})."
+)
+BELOW, WITHIN, ABOVE = "below", "within", "above"
+
+
+def change_position(change_ml: float, reference: PublishedTtvChange) -> str:
+    """Where an absolute change (mL) falls against a cohort's interquartile range: below, within or above."""
+    first, third = reference.absolute_change_iqr_ml
+    if change_ml < first:
+        return BELOW
+    return ABOVE if change_ml > third else WITHIN
+
+
+def ttv_change_against_cohorts(change_ml: float) -> list[dict]:
+    """One record per published cohort with its figures and the ``position`` of this absolute change."""
+    change = _finite_number(change_ml, "TTV change (mL)")
+    return [{"cohort": reference.cohort, "cohort_size": reference.size,
+             "absolute_change_median_ml": reference.absolute_change_median_ml,
+             "absolute_change_iqr_ml": list(reference.absolute_change_iqr_ml),
+             "relative_change_median_percent": reference.relative_change_median_percent,
+             "relative_change_iqr_percent": list(reference.relative_change_iqr_percent),
+             "months_between_scans_median": reference.months_between_scans_median,
+             "months_between_scans_iqr": list(reference.months_between_scans_iqr),
+             "position": change_position(change, reference), "citation": reference.citation}
+            for reference in PUBLISHED_TTV_CHANGES]
 
 
 @dataclass(frozen=True)
 class TtvChangeDescription:
-    """Baseline-to-follow-up TTV change, described (not modelled)."""
+    """Baseline-to-follow-up TTV change, described against the published cohorts (not modelled)."""
 
     baseline_ttv_ml: float
     follow_up_ttv_ml: float
@@ -111,21 +158,16 @@ class TtvChangeDescription:
     relative_change_percent: float
     direction: str
     effect: str
-    cohort_placements: tuple[CohortPlacement, ...]
-    note: str
+    cohorts: tuple[dict, ...]
 
     def to_dict(self) -> dict:
         document = dict(self.__dict__)
-        document["cohort_placements"] = [placement.to_dict() for placement in self.cohort_placements]
+        document["cohorts"] = [dict(cohort) for cohort in self.cohorts]
         return document
 
 
 def describe_ttv_change(baseline_ttv_ml: float, follow_up_ttv_ml: float) -> TtvChangeDescription:
-    """Change and relative change (DESIGN.md definitions) with the published direction of its effect.
-
-    Placements against the cohorts come from :data:`REFERENCE_QUARTILES`; the study's quartiles of relative
-    TTV change are not transcribed there yet, so ``cohort_placements`` is empty and ``note`` says so.
-    """
+    """Change and relative change (DESIGN.md definitions), placed against the published cohorts' IQRs."""
     baseline = _finite_number(baseline_ttv_ml, "Baseline TTV (mL)")
     follow_up = _finite_number(follow_up_ttv_ml, "Follow-up TTV (mL)")
     if baseline <= 0 or follow_up < 0:
@@ -134,15 +176,15 @@ def describe_ttv_change(baseline_ttv_ml: float, follow_up_ttv_ml: float) -> TtvC
     change = follow_up - baseline
     relative = change / baseline * 100.0
     direction = "decrease" if change < 0 else "increase" if change > 0 else "no change"
-    placements = place_against_cohorts(relative, RELATIVE_TTV_CHANGE)
     return TtvChangeDescription(baseline, follow_up, change, relative, direction, TTV_CHANGE_EFFECT,
-                                placements, "" if placements else NO_CHANGE_QUARTILES)
+                                tuple(ttv_change_against_cohorts(change)))
 
 
 EARLY_RECURRENCE_MONTHS = 6.0
 EARLY_RECURRENCE_TTV_EFFECT = (
-    "Higher TTV went with a higher risk of early recurrence in the study, but no effect size is published "
-    f"(doi:{STUDY_DOI}), so no TTV-specific probability is given: the cohort base rates are shown instead."
+    "In the study, absolute TTV change was prognostic for early recurrence (P = 0.040 and 0.021; nonlinear, "
+    f"P = 0.006; doi:{STUDY_DOI}, Results), but the curve that would turn a TTV into a probability is in its "
+    "Supplementary Fig. 1, not available to this tool, so the cohort base rates are shown instead."
 )
 
 

@@ -42,6 +42,14 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Models"
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
 CAIRO5_TTV_DOI = "10.1016/j.ejca.2025.115738"
+POPULATION = (
+    "Both study cohorts were patients with liver-only colorectal liver metastases who had complete local "
+    "treatment (resection and/or ablation, no residual liver tumour) after induction systemic therapy, with "
+    "overall survival counted from randomisation (CAIRO5) or from detection of liver metastases (validation "
+    "cohort), so every patient lived to that treatment: for a scan taken before treatment, the survival shown "
+    f"is conditional on the patient reaching complete local treatment (doi:{STUDY_DOI}, Methods)."
+)
+NO_POPULATION = "The model file does not say which patients it describes."
 Z_95 = 1.959963984540054
 DEFAULT_MONTHS_STEP = 12.0
 _MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -128,6 +136,7 @@ class SurvivalModel:
     intended_use: str
     source: str
     document: Mapping[str, Any] = field(repr=False)
+    population: str = ""
 
     @property
     def parameters(self) -> np.ndarray:
@@ -242,7 +251,8 @@ def model_from_document(document: Any, source: str = "<model document>") -> Surv
         time_knots_months=time_knots, time_coefficients=time_coefficients, ttv_knots_ml=ttv_knots,
         ttv_coefficients=ttv_coefficients, covariance=covariance, supported_months=supported_months,
         calibrated_ttv_ml=calibrated_ttv, hard_ttv_ml=hard_ttv,
-        intended_use=str(document.get("intended_use", "")), source=source, document=document)
+        intended_use=str(document.get("intended_use", "")), source=source, document=document,
+        population=str(document.get("population") or NO_POPULATION))
     check.that(_cumulative_hazard_increases(model),
                "the cumulative hazard must increase with time (d ln H / d ln t > 0 everywhere)")
     return model
@@ -344,6 +354,7 @@ class OverallSurvivalPrediction:
     time_origin: str
     points: tuple[SurvivalPoint, ...]
     warnings: tuple[str, ...] = ()
+    population: str = ""
 
     def probability_at(self, months: float) -> float:
         for point in self.points:
@@ -357,6 +368,7 @@ class OverallSurvivalPrediction:
             "model_id": self.model_id,
             "baseline_ttv_ml": self.baseline_ttv_ml,
             "time_origin": self.time_origin,
+            "population": self.population,
             "overall_survival": [
                 {"months": point.months, "probability": round(point.probability, 4),
                  "ci95": [round(point.ci95_low, 4), round(point.ci95_high, 4)]}
@@ -392,7 +404,8 @@ def predict_overall_survival(baseline_ttv_ml: float, model: SurvivalModel | None
     points = tuple(SurvivalPoint(float(t), float(p), float(lo), float(hi))
                    for t, p, lo, hi in zip(times, probabilities, lows, highs))
     return OverallSurvivalPrediction(model_id=model.model_id, baseline_ttv_ml=ttv,
-                                     time_origin=model.time_origin, points=points, warnings=tuple(warnings))
+                                     time_origin=model.time_origin, points=points, warnings=tuple(warnings),
+                                     population=model.population)
 
 
 def check_baseline_ttv(baseline_ttv_ml: Any, model: SurvivalModel) -> list[str]:
@@ -406,7 +419,8 @@ def check_baseline_ttv(baseline_ttv_ml: Any, model: SurvivalModel) -> list[str]:
     hard_low, hard_high = model.hard_ttv_ml
     if not hard_low <= ttv <= hard_high:
         raise InputError(f"Baseline TTV {ttv:g} mL is outside the range model {model.model_id} can be used "
-                         f"for ({hard_low:g}-{hard_high:g} mL); no survival estimate is given.")
+                         f"for ({hard_low:g}-{hard_high:g} mL, the TTVs its source data cover; see MODEL_CARD.md); "
+                         f"no survival estimate is given.")
     low, high = model.calibrated_ttv_ml
     if not low <= ttv <= high:
         return [f"Baseline TTV {ttv:g} mL is outside the range the model was calibrated on ({low:g}-{high:g} "
@@ -433,6 +447,7 @@ def check_months(months: Sequence[float], model: SurvivalModel) -> np.ndarray:
         raise InputError("Give at least one time (months) to predict survival at.")
     outside = times[~np.isfinite(times) | (times < first) | (times > last)]
     if outside.size:
-        raise InputError(f"Model {model.model_id} gives survival from {first:g} to {last:g} months only; "
-                         f"not at {', '.join(f'{t:g}' for t in outside)} months.")
+        raise InputError(f"Model {model.model_id} gives survival from {first:g} to {last:g} months only (its "
+                         f"supported range; see MODEL_CARD.md), not at {', '.join(f'{t:g}' for t in outside)} "
+                         f"months: ask for times between {first:g} and {last:g} months.")
     return times

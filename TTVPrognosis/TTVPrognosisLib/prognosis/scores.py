@@ -140,7 +140,8 @@ def game_score(lesion_count: int | None, largest_diameter_mm: float | None,
     tbs = (None if lesion_count is None or largest_diameter_mm is None
            else tumour_burden_score(_lesion_count(lesion_count), largest_diameter_mm))
     items = (
-        _yes_no_item("KRAS mutated", _optional_bool(clinical.kras_mutated, "KRAS mutated"), "mutated: 1"),
+        _yes_no_item("RAS (KRAS) mutated", _optional_bool(clinical.kras_mutated, "RAS (KRAS) mutated"),
+                     "mutated: 1"),
         _threshold_item("CEA (ng/mL)", cea, ">= 20 ng/mL: 1", lambda level: level >= GAME_CEA_NG_ML),
         _yes_no_item("node-positive primary", _optional_bool(clinical.node_positive_primary,
                                                              "Node-positive primary"), "node-positive: 1"),
@@ -200,3 +201,67 @@ def _lesion_count(value: Any) -> int:
     if count < 1:
         raise InputError("The scores need at least one liver lesion; none was measured.")
     return count
+
+
+# --------------------------------------------------------------------------------------------------------
+# Which scan the scores are computed on, and the scores as table columns
+# --------------------------------------------------------------------------------------------------------
+
+BASELINE_SCAN, FOLLOWUP_SCAN = "baseline", "followup"
+FOLLOWUP_REASON = ("Fong and GAME are preoperative scores; with a follow-up scan (after induction therapy, "
+                   "before local treatment) they are computed on it.")
+BASELINE_REASON = ("Fong and GAME are preoperative scores; no follow-up scan (after induction therapy) was given, "
+                   "so they are computed on the baseline scan.")
+
+
+@dataclass(frozen=True)
+class TimedScores:
+    """Fong and GAME computed on one scan, saying which and why."""
+
+    time_point: str
+    scan: str
+    reason: str
+    fong: ScoreResult
+    game: ScoreResult
+
+    def to_dict(self) -> dict:
+        return {"time_point": self.time_point, "scan": self.scan, "reason": self.reason,
+                "fong": self.fong.to_dict(), "game": self.game.to_dict()}
+
+
+def preoperative_scores(baseline: tuple[int, float | None, str], followup: tuple[int, float | None, str] | None,
+                        clinical: ClinicalInputs | None = None) -> TimedScores:
+    """Fong and GAME on the follow-up (the scan after induction therapy) when there is one, else the baseline.
+
+    ``baseline``/``followup``: (lesion count, largest longest axial diameter in mm, scan name). A scan without
+    any lesion (a complete response on imaging) makes both scores not computable, with the reason.
+    """
+    clinical = clinical or ClinicalInputs()
+    time_point, reason = (FOLLOWUP_SCAN, FOLLOWUP_REASON) if followup is not None else (BASELINE_SCAN,
+                                                                                       BASELINE_REASON)
+    count, diameter, scan = followup if followup is not None else baseline
+    if count:
+        return TimedScores(time_point, scan, reason, fong_score(count, diameter, clinical),
+                           game_score(count, diameter, clinical))
+    nothing = f"liver lesions (none measured on the {'follow-up' if followup is not None else 'baseline'} scan)"
+    return TimedScores(time_point, scan, reason,
+                       ScoreResult("Fong clinical risk score", (), None, None, (nothing,), FONG_CITATION),
+                       ScoreResult("GAME score", (), None, None, (nothing,), GAME_CITATION))
+
+
+def score_columns(section: dict | None) -> dict[str, Any]:
+    """The batch's score columns from a ``clinical_scores`` section (empty cells and a reason when unknown).
+
+    ``fong_score``/``game_score`` (points), ``fong_risk_group``/``game_risk_group``, ``scores_time_point``
+    (baseline or followup), and ``fong_not_computable_reason``/``game_not_computable_reason`` (empty when
+    the score was computed).
+    """
+    columns: dict[str, Any] = {}
+    for name in ("fong", "game"):
+        score = (section or {}).get(name) or {}
+        columns[f"{name}_score"] = score.get("total")
+        columns[f"{name}_risk_group"] = score.get("risk_group")
+        missing = score.get("missing") or []
+        columns[f"{name}_not_computable_reason"] = f"missing {', '.join(missing)}" if missing else None
+    columns["scores_time_point"] = (section or {}).get("time_point")
+    return columns

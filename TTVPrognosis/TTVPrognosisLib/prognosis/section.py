@@ -42,6 +42,10 @@ def prognosis_section(baseline_ttv_ml: float, follow_up_ttv_ml: float | None = N
                       model: SurvivalModel | None = None) -> dict:
     """JSON-ready prognosis for one patient: model survival, cohort placement, TTV change, base rates.
 
+    ``population`` is the model's population sentence (who the figures are for, and that survival for a scan
+    before treatment is conditional on reaching complete local treatment); every output showing survival
+    shows it.
+
     A part that cannot be computed (e.g. a TTV outside the model's range) is left empty and its reason is
     listed under ``errors``, so the rest of a comparison report still comes out.
     """
@@ -56,6 +60,7 @@ def prognosis_section(baseline_ttv_ml: float, follow_up_ttv_ml: float | None = N
         "model_title": model.title,
         "intended_use": model.intended_use,
         "time_origin": model.time_origin,
+        "population": model.population,
         "baseline_ttv_ml": baseline_ttv_ml,
         "overall_survival": [] if prediction is None else prediction.to_dict()["overall_survival"],
         "warnings": [] if prediction is None else list(prediction.warnings),

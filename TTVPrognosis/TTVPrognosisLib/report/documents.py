@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import math
 
+from ..measure.volumetry import Measurement
 from ..prognosis.model import SurvivalModel
+from ..prognosis.scores import ClinicalInputs, preoperative_scores
 from ..prognosis.section import prognosis_section
 from ..response.comparison import Comparison
 
@@ -29,8 +31,20 @@ def _finite(value):
     return value
 
 
-def comparison_document(comparison: Comparison, model: SurvivalModel | None = None) -> dict:
-    """The full ``compare --json`` document: the comparison plus the prognosis from the baseline TTV."""
+def comparison_document(comparison: Comparison, model: SurvivalModel | None = None,
+                        clinical: ClinicalInputs | None = None) -> dict:
+    """The full ``compare --json`` document: the comparison, the prognosis from the baseline TTV, and the
+    Fong and GAME scores on the follow-up (the scan after induction therapy)."""
     document = comparison.to_dict()
     document["prognosis"] = prognosis_section(comparison.baseline.ttv_ml, comparison.followup.ttv_ml, model=model)
+    document["clinical_scores"] = scores_section(comparison.baseline, comparison.followup, clinical)
     return document
+
+
+def scores_section(baseline: Measurement, followup: Measurement | None, clinical: ClinicalInputs | None) -> dict:
+    """Fong and GAME from the follow-up's measurements when there is one, else the baseline's (JSON-ready)."""
+    def burden(measurement: Measurement) -> tuple:
+        return measurement.lesion_count, measurement.largest_axial_diameter_mm, str(measurement.source)
+
+    return preoperative_scores(burden(baseline), None if followup is None else burden(followup),
+                               clinical).to_dict()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from ..measure.volumetry import Measurement
 from ..response.comparison import Comparison
+from ..response.tumour_burden import STUDY_CUT_OFF
 
 
 def _warning_html(text: str) -> str:
@@ -29,18 +30,22 @@ def summary_html(result: Measurement | Comparison, extra_warnings: Sequence[str]
                      f"lesion(s): change {change}.")
         if comparison.recist is not None and comparison.tbs is not None:
             lines.append(f"RECIST 1.1: <b>{comparison.recist.response}</b>; Tumour Burden Score "
-                         f"{comparison.tbs.baseline.score:.1f} &rarr; {comparison.tbs.followup.score:.1f}.")
+                         f"{comparison.tbs.baseline.score:.1f} &rarr; {comparison.tbs.followup.score:.1f} (zone "
+                         f"{comparison.tbs.baseline.zone} &rarr; {comparison.tbs.followup.zone}; the study's cut-off "
+                         f"{STUDY_CUT_OFF:g}).")
         warnings += [*comparison.followup.warnings, *comparison.warnings]
     return "<br>".join(lines + [_warning_html(warning) for warning in warnings])
 
 
-def prognosis_html(section: dict | None) -> str:
-    """2-, 3- and 5-year OS with bands, cohort placement, TTV change and early-recurrence base rates."""
+def prognosis_html(section: dict | None, scores_note: str = "") -> str:
+    """2-, 3- and 5-year OS with bands and who they are for, cohort placement, TTV change against the published
+    cohorts, early-recurrence base rates, and which scan the clinical scores were computed on."""
     if section is None:
         return "No prognosis: the baseline TTV is 0 mL (the model describes patients with liver metastases)."
     lines = [f"<b>{html.escape(section['intended_use'])}</b>",
              f"Model: {html.escape(section['model_title'])} (<i>{section['model_id']}</i>); overall survival counted "
-             f"from {html.escape(section['time_origin'])}."]
+             f"from {html.escape(section['time_origin'])}.",
+             f"<i>Who this is for:</i> {html.escape(section.get('population') or '')}"]
     points = {round(point["months"]): point for point in section["overall_survival"]}
     for months in (24, 36, 60):
         if months in points:
@@ -58,8 +63,16 @@ def prognosis_html(section: dict | None) -> str:
         lines.append(f"TTV change {change['change_ml']:+.1f} mL" + (f" ({relative:+.0f} %)" if relative is not None
                                                                    else "")
                      + f", shown descriptively (not a model input): {html.escape(change['effect'])}")
+        for cohort in change.get("cohorts", []):
+            low, high = cohort["absolute_change_iqr_ml"]
+            lines.append(f"Absolute change is <b>{cohort['position']}</b> the IQR of the "
+                         f"{html.escape(cohort['cohort'])} cohort (median {cohort['absolute_change_median_ml']:g} mL, "
+                         f"IQR {low:g} to {high:g} mL; "
+                         f"{html.escape(cohort['citation'])}).")
     for rate in section["early_recurrence"]:
         lines.append(f"Early recurrence (within {rate['window_months']:g} months of the last local treatment) in the "
                      f"{html.escape(rate['cohort'])}: about {rate['probability'] * 100:.0f} %. "
                      f"{html.escape(rate['ttv_effect'])}")
+    if scores_note:
+        lines.append(html.escape(scores_note))
     return "<br>".join(lines)

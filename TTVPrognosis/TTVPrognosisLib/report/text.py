@@ -13,6 +13,7 @@ from ..prognosis.model import OverallSurvivalPrediction
 from ..response.comparison import Comparison, relative_change_percent
 from ..response.recist import RecistAssessment
 from ..response.registration import FAILED, SKIPPED, UNAVAILABLE, RegistrationResult, rotation_angle_deg
+from ..response.tumour_burden import STUDY_CUT_OFF
 
 
 def _number(value: float | None, digits: int = 1, unit: str = "") -> str:
@@ -136,8 +137,13 @@ def response_rows(comparison: Comparison) -> list[list[str]]:
         recist_row,
         ["Tumour burden score", f"{tbs.baseline.score:.2f} (zone {tbs.baseline.zone})",
          f"{tbs.followup.score:.2f} (zone {tbs.followup.zone})", f"{tbs.change:+.2f}",
-         f"zone {tbs.baseline.zone} -> zone {tbs.followup.zone}"],
+         f"zone {tbs.baseline.zone} -> zone {tbs.followup.zone}; cut-off {STUDY_CUT_OFF:g}: "
+         f"{_cut_off_side(tbs.baseline)} -> {_cut_off_side(tbs.followup)}"],
     ]
+
+
+def _cut_off_side(burden) -> str:
+    return "at/above" if burden.above_study_cut_off else "below"
 
 
 def format_response_table(comparison: Comparison) -> str:
@@ -200,8 +206,25 @@ def format_prognosis(section: dict) -> str:
     lines = [f"Prognosis (model {section['model_id']}; {section['intended_use']})"]
     if section["overall_survival"]:
         lines += [f"Overall survival from {section['time_origin']} at baseline TTV {section['baseline_ttv_ml']:.1f} mL",
-                  table(SURVIVAL_HEADERS, survival_rows(section))]
+                  table(SURVIVAL_HEADERS, survival_rows(section)), f"Who this is for: {section['population']}"]
     lines += [f"Not available: {error}" for error in section.get("errors", [])]
+    change = section.get("ttv_change")
+    if change:
+        lines += ["", f"TTV change {change['change_ml']:+.1f} mL against the study cohorts (absolute change, "
+                      f"median and IQR; {change['cohorts'][0]['citation'] if change['cohorts'] else ''})",
+                  table(["Cohort", "Median mL", "IQR mL", "This patient"],
+                        [[cohort["cohort"], f"{cohort['absolute_change_median_ml']:g}",
+                          f"{cohort['absolute_change_iqr_ml'][0]:g} to {cohort['absolute_change_iqr_ml'][1]:g}",
+                          f"{cohort['position']} the IQR"] for cohort in change["cohorts"]]),
+                  change["effect"]]
+    return "\n".join(lines)
+
+
+def format_scores(section: dict) -> str:
+    """Fong and GAME: totals or what is missing, and which scan they were computed on."""
+    scan = "follow-up" if section["time_point"] == "followup" else "baseline"
+    lines = [f"Clinical scores on the {scan} scan ({section['scan']}): {section['reason']}"]
+    lines += [f"  {section[name]['score']}: {section[name]['status']}" for name in ("fong", "game")]
     return "\n".join(lines)
 
 
@@ -218,4 +241,5 @@ def format_prediction(prediction: OverallSurvivalPrediction) -> str:
     return "\n".join([f"Model: {prediction.model_id}",
                       f"Overall survival from {prediction.time_origin}, baseline TTV {prediction.baseline_ttv_ml:g} mL",
                       table(["Months", "Survival", "95 % band"], rows),
+                      f"Who this is for: {prediction.population}",
                       "Research use only: not for clinical decisions."])

@@ -36,18 +36,47 @@ class Comparison:
     registration: RegistrationResult | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready document (the CLI's ``compare --json`` output)."""
-        return {
+        """JSON-ready document (the CLI's ``compare --json`` output); each lesion record also says its matching
+        status and RECIST role."""
+        document = {
             "baseline": self.baseline.to_dict(),
             "followup": self.followup.to_dict(),
             "absolute_change_ml": self.absolute_change_ml,
             "relative_change_percent": self.relative_change_percent,
+            **self.lesion_counts(),
             "recist": None if self.recist is None else self.recist.to_dict(),
             "tbs": None if self.tbs is None else self.tbs.to_dict(),
             "lesion_matching": None if self.lesion_matching is None else self.lesion_matching.to_dict(),
             "registration": None if self.registration is None else self.registration.to_dict(),
             "warnings": list(self.warnings),
         }
+        self._annotate_lesions(document["baseline"]["lesions"], document["followup"]["lesions"])
+        return document
+
+    def lesion_counts(self) -> dict:
+        """New and disappeared lesions, merges (follow-up lesions formed by several baseline lesions) and
+        splits (baseline lesions that fragmented); None without lesion matching."""
+        matching = self.lesion_matching
+        if matching is None:
+            return dict.fromkeys(("new_lesion_count", "disappeared_lesion_count", "merged_lesion_count",
+                                  "split_lesion_count"))
+        return {"new_lesion_count": len(matching.new_lesion_ids),
+                "disappeared_lesion_count": len(matching.disappeared_lesion_ids),
+                "merged_lesion_count": len(matching.merged), "split_lesion_count": len(matching.split)}
+
+    def _annotate_lesions(self, baseline_lesions: list[dict], followup_lesions: list[dict]) -> None:
+        """Give each lesion record its matching status and RECIST role (target, non-target, new)."""
+        if self.lesion_matching is None:
+            return
+        targets = {lesion.lesion_id for lesion in self.recist.target_lesions} if self.recist else set()
+        for group in self.lesion_matching.groups:
+            role = "new" if not group.baseline_ids else ("target" if targets & set(group.baseline_ids)
+                                                         else "non-target")
+            for records, ids in ((baseline_lesions, group.baseline_ids), (followup_lesions, group.followup_ids)):
+                for number in ids:
+                    if 0 < number <= len(records):
+                        records[number - 1]["matching_status"] = group.kind
+                        records[number - 1]["recist_role"] = role
 
     def lesion_table(self) -> list[dict]:
         """Matched-lesion table for the panel: one plain dict per row (see ``LesionMatching.table_rows``).

@@ -11,9 +11,12 @@ The rules as applied here (paraphrased; DESIGN.md "Definitions"):
 - **Target lesions**: at most two per organ; the disease is liver-only, so the (up to) two measurable liver
   lesions with the largest longest axial diameter. Every other baseline lesion is a **non-target** lesion.
 - **Sum of diameters** of the targets at baseline and, for the *same* lesions, at follow-up. A target that
-  disappeared counts 0 mm. A target that is present but too small to measure counts the default 5 mm; here a
-  present lesion whose measured diameter is below 5 mm is taken as too small to measure (a segmented
-  diameter of a few voxels is dominated by partial volume). Lesions that fragment: the longest diameters of
+  disappeared counts 0 mm. A target that is present is recorded as measured, even when very small (e.g.
+  2 mm): RECIST 1.1's default of 5 mm is for a lesion the reader sees but is too small to measure, which a
+  segmented lesion never is. The one exception is a present lesion whose measured longest axial diameter is
+  0 mm (a single voxel across in every axial slice): it is there but has no measurable extent, so it counts
+  5 mm (recording 0 mm would read as gone). Targets 40 + 10 mm shrinking to 31 + 3 mm are -32 %, PR;
+  replacing the measured 3 mm by 5 mm would give -28 %, SD. Lesions that fragment: the longest diameters of
   the fragments are added. Lesions that coalesce so they can no longer be separated: the coalesced lesion's
   longest diameter is recorded for one of them and 0 mm for the others (:mod:`matching` decides which).
 - **Target response**: CR = all targets gone (sum 0 mm); PR = sum at least 30 % below baseline; PD = sum at
@@ -50,7 +53,7 @@ RESPONSES = (CR, PR, SD, PD, NON_CR_NON_PD, NOT_EVALUABLE)
 MEASURABLE_MIN_MM = 10.0
 THICK_SLICE_MM = 5.0  # slices farther apart than this: measurable from 2 x slice spacing
 TARGETS_PER_ORGAN = 2
-TOO_SMALL_TO_MEASURE_MM = 5.0  # default value for a target present but too small to measure
+TOO_SMALL_TO_MEASURE_MM = 5.0  # default for a target present but with no measurable extent (0 mm measured)
 PR_DECREASE_PERCENT = 30.0
 PD_INCREASE_PERCENT = 20.0
 PD_INCREASE_MM = 5.0
@@ -165,7 +168,7 @@ class RecistAssessment:
             "measurable_disease": self.measurable_disease,
             "target_lesions": [lesion.to_dict() for lesion in self.target_lesions],
             "non_target_lesions": [lesion.to_dict() for lesion in self.non_target_lesions],
-            "new_lesions": list(self.new_lesions),
+            "new_lesion_ids": list(self.new_lesions),
             "baseline_sum_mm": self.baseline_sum_mm,
             "followup_sum_mm": self.followup_sum_mm,
             "nadir_sum_mm": self.nadir_sum_mm,
@@ -203,10 +206,13 @@ def recorded_followup_mm(lesion: TrackedLesion, too_small_mm: float = TOO_SMALL_
     if lesion.followup_status == SPLIT:
         parts.append(f"fragmented into {len(lesion.followup_lesion_ids)} lesions: fragment diameters added")
     note = "; ".join(parts)
-    if lesion.followup_diameter_mm < too_small_mm:
-        small = (f"present but too small to measure ({lesion.followup_diameter_mm:.1f} mm measured): "
-                 f"{too_small_mm:g} mm default")
+    if lesion.followup_diameter_mm <= 0.0:
+        small = f"present but too small to measure (0 mm measured, one voxel across): {too_small_mm:g} mm default"
         return too_small_mm, f"{note}; {small}" if note else small
+    if lesion.followup_diameter_mm < too_small_mm:
+        small = (f"{lesion.followup_diameter_mm:.1f} mm recorded as measured (the {too_small_mm:g} mm default is "
+                 f"only for a lesion too small to measure)")
+        return float(lesion.followup_diameter_mm), f"{note}; {small}" if note else small
     return float(lesion.followup_diameter_mm), note
 
 

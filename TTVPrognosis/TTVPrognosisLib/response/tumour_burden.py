@@ -12,6 +12,9 @@ Here the number is the lesion count of the segmentation (26-connected components
 largest *longest axial* diameter (the RECIST plane, DESIGN.md "Definitions"); Sasaki et al. took both from
 pathology or preoperative imaging, so a measured TBS can differ from theirs for the same patient. With no
 lesion at all (e.g. a complete response) TBS is 0.
+
+Beside Sasaki's zones the study this tool follows (doi:10.1016/j.ejca.2024.114185) dichotomised TBS at 14.3
+when comparing it with TTV; each time point says whether its TBS is at or above that cut-off.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ TBS_CITATION = ("Sasaki K, et al. The Tumor Burden Score: a new \"metro-ticket\"
                 "doi:10.1097/SLA.0000000000002064")
 ZONE_2_FROM = 3.0  # TBS >= 3: zone 2
 ZONE_3_FROM = 9.0  # TBS >= 9: zone 3
+STUDY_CUT_OFF = 14.3  # the TTV study's TBS cut-off (doi:10.1016/j.ejca.2024.114185)
+STUDY_CUT_OFF_SOURCE = "doi:10.1016/j.ejca.2024.114185 (the TTV study's TBS cut-off)"
 ZONE_LABELS = {1: "zone 1 (TBS < 3)", 2: "zone 2 (3 <= TBS < 9)", 3: "zone 3 (TBS >= 9)"}
 
 
@@ -60,8 +65,14 @@ class TumourBurden:
     def zone_label(self) -> str:
         return ZONE_LABELS[self.zone]
 
+    @property
+    def above_study_cut_off(self) -> bool:
+        """TBS >= 14.3, the study's cut-off (shown beside Sasaki's zones)."""
+        return self.score >= STUDY_CUT_OFF
+
     def to_dict(self) -> dict:
         return {"score": self.score, "zone": self.zone, "zone_label": self.zone_label,
+                "at_or_above_study_cut_off": self.above_study_cut_off,
                 "lesion_count": self.lesion_count, "largest_diameter_mm": self.largest_diameter_mm}
 
 
@@ -98,5 +109,8 @@ class TumourBurdenChange:
         return {"baseline": self.baseline.score, "followup": self.followup.score, "change": self.change,
                 "baseline_zone": self.baseline.zone, "followup_zone": self.followup.zone,
                 "baseline_zone_label": self.baseline.zone_label, "followup_zone_label": self.followup.zone_label,
+                "study_cut_off": STUDY_CUT_OFF, "study_cut_off_source": STUDY_CUT_OFF_SOURCE,
+                "baseline_at_or_above_study_cut_off": self.baseline.above_study_cut_off,
+                "followup_at_or_above_study_cut_off": self.followup.above_study_cut_off,
                 "baseline_detail": self.baseline.to_dict(), "followup_detail": self.followup.to_dict(),
                 "size_used": "largest longest axial diameter (cm)", "citation": TBS_CITATION}

@@ -42,13 +42,19 @@ def _as_points(points_ras: Sequence[Sequence[float]]) -> np.ndarray:
     return points.reshape(-1, 3)
 
 
+def ras_bounds_text(geometry: Geometry) -> str:
+    """The image's RAS extent as people read it in Slicer: R -120.0 to 80.5, A ..., S ... mm."""
+    low, high = geometry.bounds_ras()
+    return ", ".join(f"{axis} {lo:.1f} to {hi:.1f}" for axis, lo, hi in zip("RAS", low, high)) + " mm"
+
+
 def _seed_voxels(points: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Nearest voxel (k, j, i) of each point; a point outside the image is an error."""
     seeds = np.round(geometry.kji_from_ras(points)).astype(int)
     for index, point in enumerate(points):
         if not geometry.contains_ras(point):
-            raise InputError(f"{_describe_point(index, point)} lies outside the CT image "
-                             f"({geometry.describe()}). Click inside the image.")
+            raise InputError(f"{_describe_point(index, point)} lies outside the CT image, whose voxel centres span "
+                             f"{ras_bounds_text(geometry)} ({geometry.describe()}). Click inside the image.")
     return np.clip(seeds, 0, np.asarray(geometry.shape_kji) - 1)
 
 

@@ -254,14 +254,16 @@ def test_mixed_cohort_lesion_table(mixed_cohort):
     expected = mixed_cohort["expected"]["GOOD1"]
     assert sum(int(lesion["voxel_count"]) for lesion in good1 if lesion["time_point"] == "baseline") == \
         expected["baseline_voxels"]
-    assert len(good1[0]["centroid_ras"].split("; ")) == 3
+    centroid = [float(good1[0][f"centroid_{axis}_mm"]) for axis in "ras"]  # three columns, not one "R; A; S"
+    assert len(centroid) == 3 and "centroid_ras" not in good1[0]
     assert {lesion["patient_id"] for lesion in lesions} == {"GOOD1", "GOOD2", "BASEONLY", "NIFTI"}
 
 
 def test_mixed_cohort_inputs_untouched_and_no_temporary_files_left(mixed_cohort):
     assert mixed_cohort["after"] == mixed_cohort["before"]
     assert sorted(path.name for path in (mixed_cohort["folder"] / "out").iterdir()) == [
-        ".results.csv.settings.json", "lesions.csv", "results.csv"]  # the tables and the options they used
+        ".results.csv.settings.json", "lesions.codebook.csv", "lesions.csv", "results.codebook.csv", "results.csv",
+        "results.provenance.json"]  # the tables, their codebooks and provenance, and the options they used
 
 
 def test_failed_patients_are_listed_up_front_and_on_stderr(tmp_path, capsys):
@@ -595,6 +597,10 @@ def test_flatten_is_generic():
         "baseline_ttv_ml": "12.5", "baseline_lesion_count": "2", "baseline_liver_volume_ml": "",
         "baseline_spacing_mm": "1.0; 1.0; 2.5", "baseline_warnings": "",
         "recist_response": "PR", "recist_measurable_disease": "true", "recist_new_lesions": "",
+        "recist_target_1_lesion_id": "1", "recist_target_1_baseline_mm": "", "recist_target_1_followup_mm": "",
+        "recist_target_1_followup_measured_mm": "", "recist_target_2_lesion_id": "",
+        "recist_target_2_baseline_mm": "", "recist_target_2_followup_mm": "",
+        "recist_target_2_followup_measured_mm": "",
         "recist_brand_new_score": "0.25", "recist_brand_new_count": "3",
         "prognosis_model_id": "m", "prognosis_ttv_change": "",
         "prognosis_overall_survival_24m": "0.81", "prognosis_overall_survival_24m_ci95_low": "0.7",
@@ -603,7 +609,8 @@ def test_flatten_is_generic():
         "prognosis_overall_survival_60m": "", "prognosis_overall_survival_60m_ci95_low": "",
         "prognosis_overall_survival_60m_ci95_high": "", "ratio": ""}
     assert flat.lesions == [{"patient_id": "P1", "time_point": "baseline", "lesion_id": "1",
-                             "centroid_ras": "1.0; -2.0; 3.0", "segments": "L1; L2"}]
+                             "centroid_r_mm": "1.0", "centroid_a_mm": "-2.0", "centroid_s_mm": "3.0",
+                             "segments": "L1; L2"}]
     assert {"baseline_lesions", "baseline_segments", "recist_target_lesions", "recist_brand_new"} <= flat.containers
 
 
@@ -620,7 +627,8 @@ def test_tables_drop_containers_and_keep_each_rows_order():
 
 
 def test_cells():
-    assert format_cell(0.1 + 0.2) == "0.30000000000000004" and float(format_cell(1 / 3)) == 1 / 3
+    assert format_cell(0.1 + 0.2) == "0.3" and format_cell(1 / 3) == "0.3333333333"  # no float noise
+    assert format_cell(12.345678, 4) == "12.3457" and format_cell(-0.001, 2) == "0.0"
     assert format_cell(True) == "true" and format_cell(None) == "" and format_cell(float("inf")) == ""
     assert format_cell(np.float32(0.5)) == "0.5" and format_cell(np.bool_(False)) == "false"
     assert cohort_table.clean_cell(" NaN ") == "" and cohort_table.clean_cell("#N/A") == ""

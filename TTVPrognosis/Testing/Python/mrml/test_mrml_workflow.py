@@ -11,6 +11,7 @@ from TTVPrognosisLib.formats.segments import VERIFIED_TAG, LabelVolume, Segment
 from TTVPrognosisLib.measure.volumetry import measure
 from TTVPrognosisLib.mrml import nodes as mrml
 from TTVPrognosisLib.mrml import workflow as mrml_workflow
+from TTVPrognosisLib.mrml.panel_logic import PanelLogic as TTVPanelLogic
 from TTVPrognosisLib.report.html import prognosis_html, summary_html
 
 
@@ -60,6 +61,32 @@ def test_compare_predict_and_score_fill_every_node(scene):
     assert "Follow-up TTV" in summary and "RECIST 1.1: <b>PR</b>" in summary
     prognosis = prognosis_html(outcome.prognosis)
     assert "5-year overall survival" in prognosis and "Research" in prognosis
+
+
+def test_scores_come_from_the_follow_up_and_the_panel_says_so(scene):
+    """Fong and GAME are preoperative: with a follow-up (after induction therapy) they use its measurements."""
+    baseline_volume, baseline_node, _ = load(scene, followup=False)
+    followup_volume, followup_node, _ = load(scene, followup=True)
+    clinical = mrml_workflow.clinical_inputs_from_panel("No", 24.0, 5.0, "No", "No")
+    outcome = mrml_workflow.compute_outcome(baseline_node, baseline_volume, followup_node, followup_volume,
+                                            clinical=clinical)
+    followup = outcome.comparison.followup
+    assert outcome.baseline.lesion_count != followup.lesion_count, "the demo's lesion counts differ"
+    fong_items = {item.name: item.value for item in outcome.scores[0].items}
+    assert fong_items["number of liver lesions"] == followup.lesion_count
+    assert fong_items["largest lesion diameter (mm)"] == pytest.approx(followup.largest_axial_diameter_mm)
+    assert outcome.scores_time_point == "followup" and "follow-up scan" in outcome.scores_note
+    panel = TTVPanelLogic.prognosisHtml(outcome)
+    assert "follow-up scan" in panel and "complete local treatment" in panel and "conditional on" in panel
+    assert "Who this is for" in panel and "IQR of the CAIRO5 cohort" in panel
+    nodes = result_nodes(scene)
+    mrml_workflow.write_outcome(outcome, nodes, scene)
+    first_row = [nodes.scores.GetCellText(0, column) for column in range(3)]
+    assert first_row == ["Fong clinical risk score", "scan", "follow-up (after induction therapy)"]
+    baseline_only = mrml_workflow.compute_outcome(baseline_node, baseline_volume, clinical=clinical)
+    assert baseline_only.scores_time_point == "baseline"
+    assert {item.name: item.value for item in baseline_only.scores[0].items}["number of liver lesions"] == \
+        outcome.baseline.lesion_count
 
 
 def test_baseline_only_then_empty_baseline_clears_stale_results(scene):

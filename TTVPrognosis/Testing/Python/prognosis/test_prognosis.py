@@ -171,7 +171,7 @@ def test_unsupported_times_are_refused(model, months):
         prognosis.predict_overall_survival(50.0, model, months=months)
 
 
-@pytest.mark.parametrize("ttv_ml", [1.0, 2.99, 301.0, 1500.0])
+@pytest.mark.parametrize("ttv_ml", [0.56, 1.0, 2.99, 301.0, 430.0])
 def test_ttv_outside_the_calibrated_range_gives_a_warning(model, ttv_ml):
     result = prognosis.predict_overall_survival(ttv_ml, model)
     assert len(result.warnings) == 1 and "extrapolation" in result.warnings[0]
@@ -183,8 +183,9 @@ def test_ttv_inside_the_calibrated_range_gives_no_warning(model, ttv_ml):
 
 
 @pytest.mark.parametrize(("ttv_ml", "message"), [
-    (0.4, "outside the range"), (2500.0, "outside the range"), (None, "missing"), (float("nan"), "finite"),
-    (float("inf"), "finite"), (-5.0, "positive"), (0.0, "positive"), ("12", "number"), (True, "number"),
+    (0.4, "outside the range"), (431.0, "0.56-430 mL"), (2000.0, "outside the range"), (None, "missing"),
+    (float("nan"), "finite"), (float("inf"), "finite"), (-5.0, "positive"), (0.0, "positive"), ("12", "number"),
+    (True, "number"),
 ])
 def test_unusable_ttv_is_refused_with_a_clear_error(model, ttv_ml, message):
     with pytest.raises(InputError, match=message):
@@ -339,7 +340,7 @@ def test_early_recurrence_base_rates_by_hand():
     assert rates[CAIRO5_COHORT].probability == pytest.approx(0.25 + 0.25 * 2 / 3)
     for rate in rates.values():
         assert rate.window_months == 6.0
-        assert "no effect size" in rate.ttv_effect and prognosis.STUDY_DOI in rate.citation
+        assert "Supplementary Fig. 1" in rate.ttv_effect and prognosis.STUDY_DOI in rate.citation
 
 
 @pytest.mark.parametrize(("ttv_ml", "external", "cairo5"), [
@@ -362,6 +363,42 @@ def test_ttv_change_is_described_not_modelled():
     assert description.direction == "decrease"
     assert prognosis.CAIRO5_TTV_DOI in description.effect and "not a model input" in description.effect
     json.dumps(description.to_dict())
+
+
+def test_ttv_change_cohorts_hold_the_published_figures_exactly():
+    """doi:10.1016/j.ejca.2024.114185, Table 1 and section 3.2: median (IQR)."""
+    cohorts = {cohort["cohort"]: cohort for cohort in describe_ttv_change(40.0, 10.0).to_dict()["cohorts"]}
+    assert set(cohorts) == {"CAIRO5", "validation"}
+    cairo5, validation = cohorts["CAIRO5"], cohorts["validation"]
+    assert (cairo5["absolute_change_median_ml"], cairo5["absolute_change_iqr_ml"]) == (-22.0, [-81.0, -6.0])
+    assert (validation["absolute_change_median_ml"], validation["absolute_change_iqr_ml"]) == (-13.0, [-37.0, -3.0])
+    assert (cairo5["relative_change_median_percent"], cairo5["relative_change_iqr_percent"]) == (-60.0, [-73.0, -44.0])
+    assert (validation["relative_change_median_percent"],
+            validation["relative_change_iqr_percent"]) == (-64.0, [-76.0, -44.0])
+    assert (cairo5["months_between_scans_median"], cairo5["months_between_scans_iqr"]) == (2.3, [2.1, 2.5])
+    assert (validation["months_between_scans_median"], validation["months_between_scans_iqr"]) == (3.0, [2.5, 3.8])
+    assert all("Table 1" in cohort["citation"] and prognosis.STUDY_DOI in cohort["citation"]
+               for cohort in cohorts.values())
+
+
+@pytest.mark.parametrize(("baseline", "follow_up", "cairo5", "validation"), [
+    (200.0, 100.0, "below", "below"),      # -100 mL: below -81 and -37
+    (100.0, 50.0, "within", "below"),      # -50 mL
+    (30.0, 10.0, "within", "within"),      # -20 mL
+    (10.0, 6.0, "above", "within"),        # -4 mL: above -6 (CAIRO5), within -37 to -3 (validation)
+    (10.0, 12.0, "above", "above"),        # +2 mL
+])
+def test_ttv_change_position_against_each_cohorts_iqr(baseline, follow_up, cairo5, validation):
+    cohorts = {cohort["cohort"]: cohort["position"] for cohort in describe_ttv_change(baseline, follow_up).cohorts}
+    assert cohorts == {"CAIRO5": cairo5, "validation": validation}
+
+
+def test_ttv_change_effect_quotes_the_published_p_values():
+    effect = describe_ttv_change(40.0, 10.0).effect
+    for text in ("P = 0.040 and 0.021", "P = 0.006 and 0.012", "P = 0.006 for early recurrence",
+                 "0.009 for overall survival", "Supplementary Fig. 1", "relative change was deliberately not"):
+        assert text in effect
+    assert "not published" not in effect and "not recorded" not in effect
 
 
 @pytest.mark.parametrize(("baseline", "follow_up"),
@@ -414,7 +451,16 @@ def test_prognosis_section_for_a_measurable_patient(model):
     assert section["ttv_change"]["relative_change_percent"] == pytest.approx(-75.0)
     assert len(section["baseline_ttv_vs_cohorts"]) == 2 and len(section["early_recurrence"]) == 2
     assert "Research only" in section["intended_use"]
+    assert section["population"] == prognosis.POPULATION
     json.dumps(section)
+
+
+def test_population_sentence_says_who_and_that_survival_is_conditional(model):
+    population = prognosis_section(40.0, 10.0, model)["population"]
+    for text in ("liver-only", "complete local treatment", "resection and/or ablation", "randomisation",
+                 "detection of liver metastases", "conditional on", prognosis.STUDY_DOI):
+        assert text in population
+    assert prognosis.predict_overall_survival(40.0, model).to_dict()["population"] == population
 
 
 def test_prognosis_section_reports_what_it_cannot_compute_and_keeps_the_rest(model):

@@ -90,7 +90,7 @@ def test_game_worked_example_high_risk():
     clinical = ClinicalInputs(node_positive_primary=True, cea_ng_ml=25.0, kras_mutated=True,
                               extrahepatic_disease=False)
     result = game_score(3, 45.0, clinical)
-    assert _points(result) == {"KRAS mutated": 1, "CEA (ng/mL)": 1, "node-positive primary": 1,
+    assert _points(result) == {"RAS (KRAS) mutated": 1, "CEA (ng/mL)": 1, "node-positive primary": 1,
                                "tumour burden score": 1, "extrahepatic disease": 0}
     assert result.total == 4 and result.risk_group.startswith("high risk")
     values = {item.name: item.value for item in result.items}
@@ -136,7 +136,7 @@ def test_game_missing_kras_is_not_computable():
     clinical = ClinicalInputs(node_positive_primary=False, cea_ng_ml=5.0, kras_mutated=None,
                               extrahepatic_disease=False)
     result = game_score(2, 30.0, clinical)
-    assert result.missing == ("KRAS mutated",) and result.total is None
+    assert result.missing == ("RAS (KRAS) mutated",) and result.total is None
     assert "KRAS" in result.status
 
 

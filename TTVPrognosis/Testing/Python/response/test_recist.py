@@ -59,8 +59,12 @@ CASES = [
      [lesion(1, 40.0), lesion(2, 30.0), lesion(3, 8.0)], [], 1.0, [1, 2], 70.0, 0.0, CR, CR),
     ("targets gone but a non-target remains is PR",
      [lesion(1, 40.0), lesion(2, 30.0), lesion(3, 8.0, 6.0)], [], 1.0, [1, 2], 70.0, 0.0, CR, PR),
-    ("present but too small to measure counts 5 mm, so not CR",
-     [lesion(1, 40.0, 3.0), lesion(2, 30.0)], [], 1.0, [1, 2], 70.0, 5.0, PR, PR),
+    ("a small target is recorded as measured (3 mm), not as 5 mm",
+     [lesion(1, 40.0, 3.0), lesion(2, 30.0)], [], 1.0, [1, 2], 70.0, 3.0, PR, PR),
+    ("40 + 10 mm to 31 + 3 mm is -32 %: PR (5 mm for the 3 mm target would give -28 %, SD)",
+     [lesion(1, 40.0, 31.0), lesion(2, 10.0, 3.0)], [], 1.0, [1, 2], 50.0, 34.0, PR, PR),
+    ("present with 0 mm measured (one voxel across) counts 5 mm, so not CR",
+     [lesion(1, 40.0, 0.0, PRESENT), lesion(2, 30.0)], [], 1.0, [1, 2], 70.0, 5.0, PR, PR),
     ("measured 5 mm is kept as measured",
      [lesion(1, 12.0, 5.0)], [], 1.0, [1], 12.0, 5.0, PR, PR),
     ("only the two largest measurable lesions are targets",
@@ -81,8 +85,8 @@ CASES = [
      [lesion(1, 10.0, 10.0)], [], 5.0, [1], 10.0, 10.0, SD, SD),
     ("split: fragment diameters are added",
      [lesion(1, 40.0, 30.0, SPLIT, (1, 3))], [], 1.0, [1], 40.0, 30.0, SD, SD),
-    ("split into tiny fragments: the sum below 5 mm counts 5 mm",
-     [lesion(1, 20.0, 4.0, SPLIT, (1, 2))], [], 1.0, [1], 20.0, 5.0, PR, PR),
+    ("split into tiny fragments: their measured sum (4 mm) is recorded",
+     [lesion(1, 20.0, 4.0, SPLIT, (1, 2))], [], 1.0, [1], 20.0, 4.0, PR, PR),
     ("merged targets: the coalesced diameter counts once, the other target 0 mm",
      [lesion(1, 30.0, 40.0, PRESENT, (1,), (2,)), lesion(2, 20.0, 0.0, MERGED, (1,), (1,))], [], 1.0, [1, 2],
      50.0, 40.0, SD, SD),
@@ -133,9 +137,18 @@ def test_non_targets_are_listed_with_the_reason():
 def test_too_small_and_merged_targets_are_explained():
     result = assess([lesion(1, 30.0, 2.0, PRESENT, (1,), (2,)), lesion(2, 20.0, 0.0, MERGED, (1,), (1,))])
     first, second = result.target_lesions
-    assert first.followup_mm == 5.0 and first.followup_measured_mm == 2.0
-    assert "too small to measure" in first.note and "coalesced with baseline lesion 2" in first.note
+    assert first.followup_mm == 2.0 and first.followup_measured_mm == 2.0
+    assert "recorded as measured" in first.note and "coalesced with baseline lesion 2" in first.note
     assert second.followup_mm == 0.0 and "coalesced into follow-up lesion 1" in second.note
+
+
+def test_the_published_example_gives_pr_at_minus_32_percent():
+    """Issue 14: targets 40 + 10 mm shrinking to 31 + 3 mm: -32 %, PR; the 5 mm default would give -28 %, SD."""
+    result = assess([lesion(1, 40.0, 31.0), lesion(2, 10.0, 3.0)])
+    assert result.followup_sum_mm == 34.0 and result.percent_change == pytest.approx(-32.0)
+    assert result.target_response == PR and result.response == PR
+    with_default = assess([lesion(1, 40.0, 31.0), lesion(2, 10.0, 5.0)])
+    assert with_default.percent_change == pytest.approx(-28.0) and with_default.response == SD
 
 
 def test_bad_input_is_refused():
@@ -170,4 +183,4 @@ def test_new_lesion_gives_pd_while_ttv_falls_end_to_end():
     assert recist.response == PD and len(recist.new_lesions) == 1
     assert comparison.tbs.followup.score < comparison.tbs.baseline.score
     document = comparison.to_dict()
-    assert document["recist"]["response"] == PD and document["recist"]["new_lesions"] == recist.new_lesions
+    assert document["recist"]["response"] == PD and document["recist"]["new_lesion_ids"] == recist.new_lesions

@@ -237,7 +237,7 @@ def test_cli_compare_json_and_no_registration(tmp_path, capsys):
     assert document["registration"]["status"] == REGISTERED
     assert document["recist"]["response"] in ("CR", "PR", "SD", "PD")
     assert set(document["recist"]) >= {"target_lesions", "baseline_sum_mm", "followup_sum_mm", "percent_change",
-                                       "response", "new_lesions"}
+                                       "response", "new_lesion_ids"}
     assert set(document["tbs"]) >= {"baseline", "followup", "baseline_zone", "followup_zone"}
     assert set(document["lesion_matching"]) >= {"pairs", "new", "disappeared", "merged", "split"}
     assert cli.main([*arguments[:-1], "--no-registration"]) == 0

@@ -191,6 +191,15 @@ def test_bad_click_is_refused_with_a_clear_message(case, where, with_liver, mess
         segment(case, [where(case)], liver=with_liver)
 
 
+def test_click_outside_the_image_gives_the_images_ras_bounds(case):
+    low, high = case.geometry.bounds_ras()
+    with pytest.raises(InputError) as raised:
+        segment(case, [outside_image(case)])
+    message = str(raised.value)
+    for axis, lo, hi in zip("RAS", low, high):
+        assert f"{axis} {lo:.1f} to {hi:.1f}" in message
+
+
 def test_click_inside_an_existing_lesion_is_refused(case):
     with pytest.raises(InputError, match="already segmented"):
         segment(case, [click(case, 4)], existing=case.lesion_mask(4))
