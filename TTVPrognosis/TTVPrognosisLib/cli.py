@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="overall survival from the baseline TTV (embedded model)",
                                   description="Expected overall survival with 95 % band from the baseline TTV, "
-                                              "using the embedded model (see Resources/Models/MODEL_CARD.md) or "
+                                              "using the embedded model (see its model card, MODEL_CARD.md) or "
                                               "your own model file. Research use only.")
     predict.add_argument("--baseline-ttv-ml", required=True, type=float, metavar="ML", help="baseline TTV in mL")
     predict.add_argument("--months", type=_months_list, metavar="M,M,...",

@@ -1,6 +1,7 @@
 """Expected overall survival from baseline total tumour volume: the survival model, its file and its predictions.
 
-The survival model lives in a versioned JSON file (``Resources/Models/``); this module loads and checks it
+The survival model lives in a versioned JSON file inside the package (``prognosis/models/``, so that a
+normal ``pip install`` carries it); this module loads and checks it
 and evaluates it with numpy alone, because it runs inside Slicer where lifelines is not available.
 
 Model family ``royston-parmar-ph`` (Royston & Parmar 2002, doi:10.1002/sim.1203): proportional hazards on
@@ -15,7 +16,7 @@ so a lifelines re-fit reads the same coefficients. The 95 % band is the delta me
 hazard scale with the covariance stored in the file.
 
 The default model is reconstructed from the figures of doi:10.1016/j.ejca.2024.114185 by
-:mod:`TTVPrognosisLib.prognosis.calibration`; see ``Resources/Models/MODEL_CARD.md``. The published cohort figures shown
+:mod:`TTVPrognosisLib.prognosis.calibration`; see ``prognosis/models/MODEL_CARD.md``. The published cohort figures shown
 beside the model live in :mod:`.cohorts`; the per-patient section the panel and ``compare --json`` show, in
 :mod:`.section`.
 """
@@ -38,7 +39,7 @@ MODEL_FORMAT = "ttvprognosis-survival-model"
 SUPPORTED_FORMAT_VERSIONS = (1,)
 KNOWN_FAMILIES = ("royston-parmar-ph",)
 DEFAULT_MODEL_ID = "ttv-os-ejca2024-rp-v1"
-MODELS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Models"
+MODELS_DIR = Path(__file__).resolve().parent / "models"  # package data (pyproject.toml, CMakeLists.txt)
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
 CAIRO5_TTV_DOI = "10.1016/j.ejca.2025.115738"
@@ -265,7 +266,7 @@ class _DocumentChecker:
     def fail(self, problem: str) -> None:
         raise ModelFileError(f"Survival model {self.source} is not usable: {problem}. Model files are "
                              f"written by `python -m TTVPrognosisLib.prognosis.calibration`; the format is described "
-                             f"in Resources/Models/MODEL_CARD.md.")
+                             f"in the model card (prognosis/models/MODEL_CARD.md).")
 
     def that(self, condition: bool, problem: str) -> None:
         if not condition:
