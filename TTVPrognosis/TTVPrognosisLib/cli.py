@@ -23,6 +23,7 @@ EXIT_INPUT_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+DEFAULT_PATIENT_TIMEOUT_SECONDS = 1800.0  # batch: a patient taking longer is stopped (files that never end)
 # Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9).
 NUMERIC_LIST_OPTIONS = ("--point",)
 NUMERIC_LIST = re.compile(r"^-?\d*\.?\d+(e[-+]?\d+)?(,\s*-?\d*\.?\d+(e[-+]?\d+)?)*$", re.IGNORECASE)
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--lesions-output", metavar="LESIONS.csv", help="also write one row per lesion")
     batch.add_argument("--workers", type=_positive_int, metavar="N",
                        help="parallel processes (default: one per core; 1 runs in this process)")
+    batch.add_argument("--patient-timeout", type=_seconds, default=DEFAULT_PATIENT_TIMEOUT_SECONDS, metavar="SECONDS",
+                       help=f"stop a patient that takes longer and record it as failed (default "
+                            f"{DEFAULT_PATIENT_TIMEOUT_SECONDS:g}; 0 = no limit)")
     batch.add_argument("--dask-scheduler", metavar="ADDRESS",
                        help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local processes; the "
                             "workers must see the input files under the same paths")
@@ -293,6 +297,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds (0 or more; 0 = no limit)")
+    return value
+
+
 def _run_batch(args: argparse.Namespace) -> int:
     import signal
 
@@ -321,7 +335,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         result = run_cohort(manifest, args.output, args.lesions_output, workers=args.workers, executor=client,
                             resume=args.resume, retry_failed=args.retry_failed, overwrite=args.overwrite,
                             progress=progress, exclude=args.exclude_segment, liver=args.liver_segment,
-                            register=not args.no_registration, registration_mode=args.registration)
+                            register=not args.no_registration, registration_mode=args.registration,
+                            patient_timeout=args.patient_timeout or None)
     except KeyboardInterrupt:
         if progress is not None:
             progress.close()
