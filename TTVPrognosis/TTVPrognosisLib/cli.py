@@ -24,9 +24,13 @@ EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 DEFAULT_PATIENT_TIMEOUT_SECONDS = 1800.0  # batch: a patient taking longer is stopped (files that never end)
-# Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9).
+# Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9), and the forms a
+# pasted point comes in: "(-40, -60, 61)" (Slicer's data probe), "[-40 -60 61]" (numpy), "-40;-60;61".
 NUMERIC_LIST_OPTIONS = ("--point",)
-NUMERIC_LIST = re.compile(r"^-?\d*\.?\d+(e[-+]?\d+)?(,\s*-?\d*\.?\d+(e[-+]?\d+)?)*$", re.IGNORECASE)
+_NUMBER = r"[-+\u2212]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?"
+NUMERIC_LIST = re.compile(rf"^[\s(\[{{]*{_NUMBER}([\s,;]+{_NUMBER})*[\s)\]}}]*$", re.IGNORECASE)
+SINGLE_NUMBER = re.compile(rf"^{_NUMBER}$", re.IGNORECASE)
+POINT_SEPARATORS = re.compile(r"[\s,;]+")
 
 
 def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
@@ -198,13 +202,18 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _ras_point(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
+    """R,A,S as typed or pasted: "-52.9,14.7,4.9", "(-40, -60, 61)", "[-40 -60 61]", "-40;-60;61"."""
+    values: tuple[float, ...] = ()
+    if NUMERIC_LIST.match(text.strip()):
+        parts = POINT_SEPARATORS.split(text.strip().strip("()[]{} \t").replace("\u2212", "-"))
+        try:
+            values = tuple(float(part) for part in parts if part)
+        except ValueError:
+            values = ()
     if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a point: give R,A,S in millimetres, e.g. -52.9,14.7,4.9")
-    return values
+        raise argparse.ArgumentTypeError(f"'{text}' is not a point: give R,A,S in millimetres, e.g. -52.9,14.7,4.9 "
+                                         f"(also accepted: (-52.9, 14.7, 4.9) or -52.9;14.7;4.9)")
+    return values[0], values[1], values[2]
 
 
 def _run_segment_lesion(args: argparse.Namespace) -> int:
@@ -215,6 +224,9 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
     if not output.name.lower().endswith(".seg.nrrd"):
         raise InputError(f"segment-lesion writes a Slicer segmentation: give --output a name ending in .seg.nrrd "
                          f"(an existing one is added to), not '{output.name}'.")
+    if not output.absolute().parent.is_dir():
+        raise InputError(f"The folder '{output.absolute().parent}' does not exist, so '{output.name}' cannot be "
+                         f"written there. Create it first, or give --output a path in an existing folder.")
     require_writable_folder(output)
     image = read_image(args.image)
     segmentation = on_grid(read_segmentation(output), image.geometry) if output.exists() else None
@@ -386,9 +398,14 @@ def _attach_negative_values(argv: Sequence[str]) -> list[str]:
     index = 0
     while index < len(arguments):
         argument = arguments[index]
-        if (argument in NUMERIC_LIST_OPTIONS and index + 1 < len(arguments)
-                and NUMERIC_LIST.match(arguments[index + 1])):
-            joined.append(f"{argument}={arguments[index + 1]}")
+        following = arguments[index + 1:index + 4]
+        if (argument in NUMERIC_LIST_OPTIONS and len(following) == 3
+                and all(SINGLE_NUMBER.match(value) for value in following)):
+            joined.append(f"{argument}={','.join(following)}")  # --point -40 -60 61: three arguments
+            index += 4
+            continue
+        if argument in NUMERIC_LIST_OPTIONS and following and NUMERIC_LIST.match(following[0].strip()):
+            joined.append(f"{argument}={following[0]}")
             index += 2
             continue
         joined.append(argument)
