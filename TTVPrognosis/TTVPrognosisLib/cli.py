@@ -9,6 +9,8 @@ a non-zero exit code: 1 for bad input (the message says what to fix), 2 for a wr
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .allocator import reuse_freed_memory
-from .errors import InputError
+from .errors import InputError, os_error_message
 from .formats.io import require_writable_folder
 
 EXIT_INPUT_ERROR = 1
@@ -413,10 +415,33 @@ def _attach_negative_values(argv: Sequence[str]) -> list[str]:
     return joined
 
 
+def _print_what_the_terminal_can() -> None:
+    """A terminal or locale that cannot show some characters (``LANG=C``, ``PYTHONIOENCODING=ascii``) gets
+    them replaced (``?``) instead of a crash; JSON output is ASCII anyway (escaped)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
+
+
+def _drop_unwritable_stdout() -> None:
+    """If stdout itself failed (e.g. redirected to a full disk), send what is still buffered nowhere, so that
+    Python's flush at exit does not fail a second time."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
     reuse_freed_memory()  # a short-lived process: keeping freed memory makes reading 3x faster (allocator.py)
+    _print_what_the_terminal_can()
     try:
         return args.handler(args)
     except InputError as error:
@@ -425,6 +450,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         sys.stderr.close()
         return 0
+    except OSError as error:  # the system refused: permissions, a full disk (also of stdout), a lost share
+        _drop_unwritable_stdout()
+        print(f"Error: {os_error_message(error)}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except UnicodeEncodeError as error:  # a path with characters the locale cannot use for file names
+        print(f"Error: a file name holds characters ('{error.object[error.start:error.end]}') that this system's "
+              f"locale ({sys.getfilesystemencoding()}) cannot use for file names. Run in a UTF-8 locale (e.g. "
+              f"LANG=C.UTF-8) or rename the file.", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     except KeyboardInterrupt as interruption:
         print("Interrupted.", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED

@@ -340,4 +340,13 @@ def write_image(voxels: np.ndarray, geometry: Geometry, path: str | os.PathLike)
     import SimpleITK as sitk
 
     image = image_to_itk(voxels, geometry)
-    _atomic_write(Path(path), lambda temporary: sitk.WriteImage(image, str(temporary), useCompression=True))
+
+    def write(temporary: Path) -> None:
+        try:
+            sitk.WriteImage(image, str(temporary), useCompression=True)
+        except RuntimeError as error:  # ITK says only "could not write": the disk may be full
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
+            raise InputError(f"Could not write '{path}' ({reason}). The disk may be full or the folder not "
+                             f"writable; free some space or choose another place, then run again.") from error
+
+    _atomic_write(Path(path), write)
