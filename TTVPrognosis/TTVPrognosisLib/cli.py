@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--output", required=True, metavar="RESULTS.csv", help="results table to write")
     batch.add_argument("--lesions-output", metavar="LESIONS.csv", help="also write one row per lesion")
     batch.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="parallel processes (default: one per core; 1 runs in this process)")
+                       help="parallel processes (default: one per core; 1 with --patient-timeout 0 runs in this "
+                            "process)")
     batch.add_argument("--patient-timeout", type=_seconds, default=DEFAULT_PATIENT_TIMEOUT_SECONDS, metavar="SECONDS",
                        help=f"stop a patient that takes longer and record it as failed (default "
                             f"{DEFAULT_PATIENT_TIMEOUT_SECONDS:g}; 0 = no limit)")
