@@ -186,8 +186,9 @@ def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLik
             progress(done, total, entry.patient_id)
 
     try:
-        in_process = executor is None and not patient_timeout and (len(jobs) <= 1
-                                                                 or (workers or default_workers()) == 1)
+        # A time limit needs a worker process to stop; without one, a single job or worker runs here.
+        in_process = executor is None and (not jobs or (not patient_timeout and (
+            len(jobs) <= 1 or (workers or default_workers()) == 1)))
         if in_process:
             for entry, job in jobs:
                 if should_cancel is not None and should_cancel():

@@ -248,3 +248,11 @@ def test_no_cell_of_the_tables_starts_a_formula_and_numbers_stay_numbers(tmp_pat
     # Read back by the tool (resume), the ids are the manifest's own: nothing is computed again.
     again = run_cohort(manifest, output, lesions, workers=1, register=False, resume=True)
     assert again.computed == 0 and [row["patient_id"] for row in again.rows] == [*HOSTILE_IDS, "-missing"]
+
+
+def test_a_time_limit_with_nothing_left_to_compute(tmp_path):
+    manifest = small_cohort(tmp_path, ["A"])
+    output = tmp_path / "r.csv"
+    assert run_cohort(manifest, output, workers=1, register=False).ok
+    again = run_cohort(manifest, output, register=False, resume=True, patient_timeout=5)
+    assert again.ok and again.computed == 0 and again.resumed == 1
