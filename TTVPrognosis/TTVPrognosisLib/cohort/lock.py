@@ -37,8 +37,10 @@ def locked_outputs(outputs: Iterable[Path | None]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _locked(output: Path) -> Iterator[None]:
-    if not output.parent.is_dir():
-        yield  # nothing to lock yet: the output checks explain the missing folder
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # a new folder for the tables: lock there too
+    except OSError:
+        yield  # no folder to lock in: the output checks that follow explain why
         return
     path = lock_path(output)
     descriptor = _acquire(path, output)

@@ -210,10 +210,8 @@ def load_model(path: str | Path | None = None) -> SurvivalModel:
 def _read_model_text(model_path: Path) -> str:
     """The file's text, refused before reading when it cannot be a model file: not a regular file (a pipe or a
     device never ends) or larger than any model (reading it would only exhaust memory)."""
-    import stat
-
     status = model_path.stat()
-    if not stat.S_ISREG(status.st_mode):
+    if not model_path.is_file():
         raise ModelFileError(f"Survival model {model_path} is not a regular file (a folder, pipe or device); give "
                              f"the path of a model JSON file.")
     if status.st_size > MAX_MODEL_BYTES:

@@ -256,3 +256,17 @@ def test_a_time_limit_with_nothing_left_to_compute(tmp_path):
     assert run_cohort(manifest, output, workers=1, register=False).ok
     again = run_cohort(manifest, output, register=False, resume=True, patient_timeout=5)
     assert again.ok and again.computed == 0 and again.resumed == 1
+
+
+def test_tables_in_a_folder_not_yet_made_are_locked_too(tmp_path):
+    from TTVPrognosisLib.cohort.lock import locked_outputs
+    from TTVPrognosisLib.errors import InputError
+
+    output = tmp_path / "new" / "deeper" / "r.csv"
+    with locked_outputs([output]):
+        assert lock_path(output).exists()
+        with pytest.raises(InputError, match="Another batch run"), locked_outputs([output]):
+            pass
+    with locked_outputs([output]):  # released: free again
+        pass
+    assert not lock_path(output).exists()
