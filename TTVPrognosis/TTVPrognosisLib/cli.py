@@ -227,10 +227,10 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
     if not output.name.lower().endswith(".seg.nrrd"):
         raise InputError(f"segment-lesion writes a Slicer segmentation: give --output a name ending in .seg.nrrd "
                          f"(an existing one is added to), not '{output.name}'.")
+    require_writable_folder(output)
     if not output.absolute().parent.is_dir():
         raise InputError(f"The folder '{output.absolute().parent}' does not exist, so '{output.name}' cannot be "
                          f"written there. Create it first, or give --output a path in an existing folder.")
-    require_writable_folder(output)
     image = read_image(args.image)
     segmentation = on_grid(read_segmentation(output), image.geometry) if output.exists() else None
     liver = None
