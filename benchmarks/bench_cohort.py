@@ -52,7 +52,8 @@ import numpy as np
 
 from TTVPrognosisLib.allocator import reuse_freed_memory
 from TTVPrognosisLib.cohort.patient import PatientJob, process_patient
-from TTVPrognosisLib.cohort.runner import prepare_worker, run_cohort
+from TTVPrognosisLib.cohort.pool import prepare_worker
+from TTVPrognosisLib.cohort.runner import run_cohort
 from TTVPrognosisLib.formats.demo_data import axis_aligned_geometry, ellipsoid_mask, rigid_ras
 from TTVPrognosisLib.formats.io import read_segmentation, write_segmentation
 from TTVPrognosisLib.formats.segments import LabelVolume, Segment

@@ -9,6 +9,8 @@ a non-zero exit code: 1 for bad input (the message says what to fix), 2 for a wr
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -16,16 +18,21 @@ from pathlib import Path
 
 from . import __version__
 from .allocator import reuse_freed_memory
-from .errors import InputError
+from .errors import InputError, os_error_message
 from .formats.io import require_writable_folder
 
 EXIT_INPUT_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
-# Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9).
+DEFAULT_PATIENT_TIMEOUT_SECONDS = 1800.0  # batch: a patient taking longer is stopped (files that never end)
+# Options whose values may start with "-" (negative RAS coordinates such as -52.9,14.7,4.9), and the forms a
+# pasted point comes in: "(-40, -60, 61)" (Slicer's data probe), "[-40 -60 61]" (numpy), "-40;-60;61".
 NUMERIC_LIST_OPTIONS = ("--point",)
-NUMERIC_LIST = re.compile(r"^-?\d*\.?\d+(e[-+]?\d+)?(,\s*-?\d*\.?\d+(e[-+]?\d+)?)*$", re.IGNORECASE)
+_NUMBER = r"[-+\u2212]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?"
+NUMERIC_LIST = re.compile(rf"^[\s(\[{{]*{_NUMBER}([\s,;]+{_NUMBER})*[\s)\]}}]*$", re.IGNORECASE)
+SINGLE_NUMBER = re.compile(rf"^{_NUMBER}$", re.IGNORECASE)
+POINT_SEPARATORS = re.compile(r"[\s,;]+")
 
 
 def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="overall survival from the baseline TTV (embedded model)",
                                   description="Expected overall survival with 95 % band from the baseline TTV, "
-                                              "using the embedded model (see Resources/Models/MODEL_CARD.md) or "
+                                              "using the embedded model (see its model card, MODEL_CARD.md) or "
                                               "your own model file. Research use only.")
     predict.add_argument("--baseline-ttv-ml", required=True, type=float, metavar="ML", help="baseline TTV in mL")
     predict.add_argument("--months", type=_months_list, metavar="M,M,...",
@@ -146,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--output", required=True, metavar="RESULTS.csv", help="results table to write")
     batch.add_argument("--lesions-output", metavar="LESIONS.csv", help="also write one row per lesion")
     batch.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="parallel processes (default: one per core; 1 runs in this process)")
+                       help="parallel processes (default: one per core; 1 with --patient-timeout 0 runs in this "
+                            "process)")
+    batch.add_argument("--patient-timeout", type=_seconds, default=DEFAULT_PATIENT_TIMEOUT_SECONDS, metavar="SECONDS",
+                       help=f"stop a patient that takes longer and record it as failed (default "
+                            f"{DEFAULT_PATIENT_TIMEOUT_SECONDS:g}; 0 = no limit)")
     batch.add_argument("--dask-scheduler", metavar="ADDRESS",
                        help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local processes; the "
                             "workers must see the input files under the same paths")
@@ -222,13 +233,18 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _ras_point(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
+    """R,A,S as typed or pasted: "-52.9,14.7,4.9", "(-40, -60, 61)", "[-40 -60 61]", "-40;-60;61"."""
+    values: tuple[float, ...] = ()
+    if NUMERIC_LIST.match(text.strip()):
+        parts = POINT_SEPARATORS.split(text.strip().strip("()[]{} \t").replace("\u2212", "-"))
+        try:
+            values = tuple(float(part) for part in parts if part)
+        except ValueError:
+            values = ()
     if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a point: give R,A,S in millimetres, e.g. -52.9,14.7,4.9")
-    return values
+        raise argparse.ArgumentTypeError(f"'{text}' is not a point: give R,A,S in millimetres, e.g. -52.9,14.7,4.9 "
+                                         f"(also accepted: (-52.9, 14.7, 4.9) or -52.9;14.7;4.9)")
+    return values[0], values[1], values[2]
 
 
 def _run_segment_lesion(args: argparse.Namespace) -> int:
@@ -240,6 +256,9 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
         raise InputError(f"segment-lesion writes a Slicer segmentation: give --output a name ending in .seg.nrrd "
                          f"(an existing one is added to), not '{output.name}'.")
     require_writable_folder(output)
+    if not output.absolute().parent.is_dir():
+        raise InputError(f"The folder '{output.absolute().parent}' does not exist, so '{output.name}' cannot be "
+                         f"written there. Create it first, or give --output a path in an existing folder.")
     image = read_image(args.image)
     segmentation = on_grid(read_segmentation(output), image.geometry) if output.exists() else None
     liver = None
@@ -321,6 +340,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds (0 or more; 0 = no limit)")
+    return value
+
+
 def _run_batch(args: argparse.Namespace) -> int:
     import signal
 
@@ -350,7 +379,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                             resume=args.resume, retry_failed=args.retry_failed, overwrite=args.overwrite,
                             progress=progress, exclude=args.exclude_segment, liver=args.liver_segment,
                             register=not args.no_registration, registration_mode=args.registration,
-                            excel=args.excel)
+                            excel=args.excel, patient_timeout=args.patient_timeout or None)
     except KeyboardInterrupt:
         if progress is not None:
             progress.close()
@@ -402,9 +431,14 @@ def _attach_negative_values(argv: Sequence[str]) -> list[str]:
     index = 0
     while index < len(arguments):
         argument = arguments[index]
-        if (argument in NUMERIC_LIST_OPTIONS and index + 1 < len(arguments)
-                and NUMERIC_LIST.match(arguments[index + 1])):
-            joined.append(f"{argument}={arguments[index + 1]}")
+        following = arguments[index + 1:index + 4]
+        if (argument in NUMERIC_LIST_OPTIONS and len(following) == 3
+                and all(SINGLE_NUMBER.match(value) for value in following)):
+            joined.append(f"{argument}={','.join(following)}")  # --point -40 -60 61: three arguments
+            index += 4
+            continue
+        if argument in NUMERIC_LIST_OPTIONS and following and NUMERIC_LIST.match(following[0].strip()):
+            joined.append(f"{argument}={following[0]}")
             index += 2
             continue
         joined.append(argument)
@@ -412,10 +446,33 @@ def _attach_negative_values(argv: Sequence[str]) -> list[str]:
     return joined
 
 
+def _print_what_the_terminal_can() -> None:
+    """A terminal or locale that cannot show some characters (``LANG=C``, ``PYTHONIOENCODING=ascii``) gets
+    them replaced (``?``) instead of a crash; JSON output is ASCII anyway (escaped)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
+
+
+def _drop_unwritable_stdout() -> None:
+    """If stdout itself failed (e.g. redirected to a full disk), send what is still buffered nowhere, so that
+    Python's flush at exit does not fail a second time."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
     reuse_freed_memory()  # a short-lived process: keeping freed memory makes reading 3x faster (allocator.py)
+    _print_what_the_terminal_can()
     try:
         return args.handler(args)
     except InputError as error:
@@ -424,6 +481,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         sys.stderr.close()
         return 0
+    except OSError as error:  # the system refused: permissions, a full disk (also of stdout), a lost share
+        _drop_unwritable_stdout()
+        print(f"Error: {os_error_message(error)}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except UnicodeEncodeError as error:  # a path with characters the locale cannot use for file names
+        print(f"Error: a file name holds characters ('{error.object[error.start:error.end]}') that this system's "
+              f"locale ({sys.getfilesystemencoding()}) cannot use for file names. Run in a UTF-8 locale (e.g. "
+              f"LANG=C.UTF-8) or rename the file.", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     except KeyboardInterrupt as interruption:
         print("Interrupted.", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED

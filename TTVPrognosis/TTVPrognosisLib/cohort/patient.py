@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..errors import InputError
+from ..errors import InputError, os_error_message
 from .tables import STATUS_FAILED, STATUS_OK, FlatDocument, flatten_document
 
 
@@ -130,6 +130,9 @@ def process_patient(job: PatientJob) -> PatientOutcome:
         flat = flatten_document(patient_document(job), job.patient_id)
     except InputError as error:
         return PatientOutcome(job.patient_id, STATUS_FAILED, str(error), seconds=time.perf_counter() - start)
+    except OSError as error:  # the system refused: an unsearchable folder, a lost network share...
+        return PatientOutcome(job.patient_id, STATUS_FAILED, os_error_message(error),
+                              seconds=time.perf_counter() - start)
     except MemoryError:
         return PatientOutcome(job.patient_id, STATUS_FAILED, "Out of memory while processing this patient; run "
                               "it with fewer workers (--workers 1).", seconds=time.perf_counter() - start)

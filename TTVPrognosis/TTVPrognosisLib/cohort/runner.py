@@ -16,17 +16,16 @@ dropped from the manifest is refused, and damaged rows are computed again. Input
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, non_negative_number
 from .companions import write_companions
 from .journal import _check_resumed_settings, _IncrementalWriter, _record_settings, _resume, journal_path, run_settings
+from .lock import locked_outputs
 from .manifest import (
     BASELINE_IMAGE,
     BASELINE_SEGMENTATION,
@@ -38,10 +37,8 @@ from .manifest import (
 )
 from .outputs import _remove_stale_temporaries, check_outputs
 from .patient import PatientJob, PatientOutcome, _template, process_patient
+from .pool import default_workers, run_on_executor
 from .tables import ERROR, FIXED_COLUMNS, PATIENT_ID, STATUS, STATUS_FAILED, STATUS_OK, CohortTables, typed_rows
-
-POLL_SECONDS = 0.1
-WORKER_STOP_SECONDS = 2.0  # a worker asked to stop (after Ctrl+C) is killed if it has not ended by then
 
 ProgressCallback = Callable[[int, int, "str | None"], None]
 
@@ -89,35 +86,9 @@ class CohortResult:
         return self.complete and self.failed == 0
 
 
-def _executor_capacity(executor) -> int | None:
-    """How many jobs the executor runs at once, when it can tell (process/thread pools, Dask)."""
-    workers = getattr(executor, "_max_workers", None)
-    if isinstance(workers, int) and workers > 0:
-        return workers
-    client = getattr(executor, "_client", None)
-    if client is not None and hasattr(client, "nthreads"):
-        try:
-            return max(1, sum(client.nthreads().values()))
-        except Exception:
-            return None
-    return None
-
-
-def default_workers() -> int:
-    """One worker per available core."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike,
-               lesions_output: str | os.PathLike | None = None, *, workers: int | None = None,
-               executor: concurrent.futures.Executor | None = None, resume: bool = False,
-               retry_failed: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None,
-               should_cancel: Callable[[], bool] | None = None, read_segmentation: Callable | None = None,
-               read_image: Callable | None = None, exclude: Sequence[str] = (), liver: Sequence[str] = (),
-               register: bool = True, registration_mode: str = "rigid", excel: bool = False) -> CohortResult:
+               lesions_output: str | os.PathLike | None = None, *, patient_timeout: float | None = None,
+               **options) -> CohortResult:
     """Process every patient of ``manifest`` and write the results table (and the lesion table, if named).
 
     - ``workers``: 1 runs in this process (use it inside Slicer); N > 1 a local process pool; default one per
@@ -139,7 +110,28 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
       ``"rigid"`` or ``"affine"``, as in ``compare --registration``.
     - Beside the tables: ``<stem>.codebook.csv`` for each and ``<results stem>.provenance.json``; with
       ``excel``, also ``<stem>.excel.csv`` copies for spreadsheets (:mod:`.companions`).
+    - ``patient_timeout``: seconds one patient may take (None or 0: no limit); a patient over it is recorded
+      as failed and its worker replaced (so a limit always runs patients in worker processes, also with
+      ``workers=1``; on a foreign executor the job is given up, see :func:`.pool.run_on_executor`).
+    - One run per output table at a time: a run holds a lock beside each table (:mod:`.lock`) and another
+      run on the same table is refused with an :class:`InputError`.
     """
+    if patient_timeout is not None:
+        patient_timeout = non_negative_number(patient_timeout, "The time limit per patient (seconds)")
+    outputs = [Path(output), None if lesions_output is None else Path(lesions_output)]
+    with locked_outputs(outputs):
+        return _run_cohort(manifest, output, lesions_output, patient_timeout=patient_timeout, **options)
+
+
+def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike,
+                lesions_output: str | os.PathLike | None = None, *, workers: int | None = None,
+                executor: concurrent.futures.Executor | None = None, resume: bool = False,
+                retry_failed: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None,
+                should_cancel: Callable[[], bool] | None = None, read_segmentation: Callable | None = None,
+                read_image: Callable | None = None, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+                register: bool = True, registration_mode: str = "rigid", excel: bool = False,
+                patient_timeout: float | None = None) -> CohortResult:
+    """The run itself, with the outputs locked (:func:`run_cohort`)."""
     output = Path(output)
     lesions_output = Path(lesions_output) if lesions_output is not None else None
     check_outputs(output, lesions_output, resume, overwrite, None if isinstance(manifest, Manifest) else manifest)
@@ -199,7 +191,9 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
             progress(done, total, entry.patient_id)
 
     try:
-        in_process = executor is None and (len(jobs) <= 1 or (workers or default_workers()) == 1)
+        # A time limit needs a worker process to stop; without one, a single job or worker runs here.
+        in_process = executor is None and (not jobs or (not patient_timeout and (
+            len(jobs) <= 1 or (workers or default_workers()) == 1)))
         if in_process:
             for entry, job in jobs:
                 if should_cancel is not None and should_cancel():
@@ -207,7 +201,7 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
                     break
                 record(entry, process_patient(job))
         else:
-            cancelled = _run_on_executor(jobs, executor, workers, record, should_cancel)
+            cancelled = run_on_executor(jobs, executor, workers, record, should_cancel, patient_timeout)
     finally:
         writer.write()
     listed = {entry.patient_id for entry in manifest.entries}
@@ -218,137 +212,3 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
                           cancelled, warnings, (*FIXED_COLUMNS, *manifest.columns))
     write_companions(result, manifest, settings, excel, checksums)
     return result
-
-
-def prepare_worker() -> None:
-    """Set up a batch worker process: Ctrl+C is left to the parent (which writes what is finished and stops
-    the workers), and freed memory is kept for the next patient (:mod:`.allocator`)."""
-    import signal
-
-    from ..allocator import reuse_freed_memory
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (the CLI's): stopping ends a worker
-    reuse_freed_memory()
-
-
-def _process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker)
-
-
-def _run_on_executor(jobs: list, executor, workers: int | None, record: Callable,
-                     should_cancel: Callable[[], bool] | None) -> bool:
-    """Keep a few jobs per worker in flight (so cancelling is quick and memory stays flat); True if cancelled.
-
-    If a worker process of our own pool dies (e.g. killed for memory), every job it shared the pool with
-    fails with it; those jobs are run again one at a time in a new pool, so only the culprit is recorded
-    as failed.
-    """
-    owned = executor is None
-    if owned:
-        executor = _process_pool(min(workers or default_workers(), len(jobs)))
-    elif not isinstance(executor, concurrent.futures.Executor) and hasattr(executor, "get_executor"):
-        executor = executor.get_executor()  # a dask.distributed Client
-    capacity = _executor_capacity(executor) or workers
-    limit = 2 * capacity if capacity else len(jobs)
-    waiting = collections.deque((entry, job, False) for entry, job in jobs)
-    suspects: collections.deque = collections.deque()  # (entry, job, True): run alone after a pool broke
-    in_flight: dict[concurrent.futures.Future, tuple] = {}
-    cancelled = False
-    interrupted = True
-
-    def replace_broken_pool() -> None:
-        nonlocal executor
-        suspects.extend((entry, job, True) for entry, job, _ in in_flight.values())
-        in_flight.clear()
-        executor.shutdown(wait=False, cancel_futures=True)
-        executor = _process_pool(capacity or 1)
-
-    def submit(queue: collections.deque) -> None:
-        item = queue.popleft()
-        try:
-            in_flight[executor.submit(process_patient, item[1])] = item
-        except concurrent.futures.BrokenExecutor:
-            if not owned:
-                raise
-            queue.appendleft(item)  # it never ran
-            replace_broken_pool()
-
-    try:
-        while True:
-            if not cancelled:
-                if suspects:
-                    if not in_flight:
-                        submit(suspects)
-                else:
-                    while waiting and len(in_flight) < limit:
-                        submit(waiting)
-            if not in_flight:
-                if cancelled or not (waiting or suspects):
-                    break
-                continue
-            if not cancelled and should_cancel is not None and should_cancel():
-                cancelled = True
-                for future in list(in_flight):
-                    if future.cancel():
-                        del in_flight[future]
-                continue
-            done, _ = concurrent.futures.wait(list(in_flight), timeout=POLL_SECONDS,
-                                              return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                if future not in in_flight:  # already handed to a new pool after the old one broke
-                    continue
-                entry, job, alone = in_flight[future]
-                if future.cancelled():
-                    del in_flight[future]
-                    continue
-                try:
-                    outcome = future.result()
-                except Exception as error:
-                    if owned and isinstance(error, concurrent.futures.BrokenExecutor) and not alone:
-                        replace_broken_pool()
-                        continue
-                    outcome = PatientOutcome(job.patient_id, STATUS_FAILED, f"The worker stopped while processing "
-                                             f"this patient ({type(error).__name__}: {error}); it may have run out "
-                                             f"of memory. Try it again with --resume --retry-failed and fewer "
-                                             f"workers.")
-                del in_flight[future]
-                record(entry, outcome)
-        interrupted = False
-    finally:
-        for future in in_flight:
-            future.cancel()
-        if owned:
-            if interrupted:
-                _stop_workers(executor)
-            executor.shutdown(wait=not interrupted, cancel_futures=True)
-    return cancelled
-
-
-def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """End our pool's worker processes at once (after Ctrl+C or an error).
-
-    Workers ignore Ctrl+C (:func:`prepare_worker`), so left alone they would finish their patients while
-    this process waits at exit, where a second Ctrl+C can leave it hanging and them orphaned. Their
-    unfinished patients are not in the tables and are computed on ``--resume``. The pool keeps its
-    processes in a private attribute; without it (another Python), the pool's own shutdown is all there is.
-    """
-    processes = [process for process in list((getattr(pool, "_processes", None) or {}).values())
-                 if process.is_alive()]
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        if not _ended(process, WORKER_STOP_SECONDS):
-            process.kill()
-            _ended(process, WORKER_STOP_SECONDS)
-
-
-def _ended(process, seconds: float) -> bool:
-    """Wait until a process has ended and been reaped (``join`` can return a moment before: its pipe closes
-    first); True if it did within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while process.exitcode is None:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True

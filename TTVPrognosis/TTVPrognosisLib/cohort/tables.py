@@ -36,7 +36,10 @@ Lesion table (``--lesions-output``): ``patient_id``, ``time_point`` (where the l
 
 Rows follow the manifest order whatever order patients finish in, so a resumed run writes the same table
 as an uninterrupted one. Files are written with the stdlib ``csv`` module (no pandas: this runs inside
-Slicer) to a temporary file that replaces the target only when complete.
+Slicer) to a temporary file that replaces the target only when complete. Text cells that a spreadsheet would
+run as a formula (``=...``, ``+...``, ``-...``, ``@...``: patient ids, manifest columns, messages) get a leading
+``'`` (OWASP's advice against CSV injection); numbers are written unchanged, and reading the table back
+(``read_table``) removes the quote.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..formats.csv_safety import escape_cell, unescape_cell
 from ..formats.io import _atomic_write
 from ..prognosis.scores import score_columns
 
@@ -306,11 +310,12 @@ def _all_numbers(cells: Iterable[str]) -> bool:
 # --- CSV files ------------------------------------------------------------------------------------------
 
 def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> None:
-    """Write a table atomically (temporary file in the same folder, then rename)."""
+    """Write a table atomically (temporary file in the same folder, then rename); text that a spreadsheet
+    would run as a formula is written inert (:mod:`..formats.csv_safety`), numbers as they are."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([row.get(column, "") for column in columns] for row in rows)
+    writer.writerow([escape_cell(column) for column in columns])
+    writer.writerows([escape_cell(row.get(column, "")) for column in columns] for row in rows)
     text = buffer.getvalue()
 
     def write(temporary: Path) -> None:
@@ -331,14 +336,14 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def read_table(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]], list[list[str]]]:
-    """(header, rows, uneven): rows with as many cells as the header, and apart, as lists of cells, those with
-    fewer or more, and a last row without its line end. This tool writes only whole, even rows, so such a row
-    in its table is damage (a copy cut short)."""
+    """(header, rows, uneven), cells as they were before :func:`write_csv` made formulas inert: rows with as
+    many cells as the header, and apart, as lists of cells, those with fewer or more, and a last row without its
+    line end. This tool writes only whole, even rows, so such a row in its table is damage (a copy cut short)."""
     file_path = Path(path)
     try:
         with open(file_path, encoding="utf-8-sig", newline="") as handle:
             text = handle.read()
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        records = [[unescape_cell(cell) for cell in record] for record in csv.reader(io.StringIO(text, newline=""))]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"Could not read the table '{file_path}': {error}.") from error
     if not records:

@@ -281,8 +281,9 @@ def write_segmentation(volume: LabelVolume, path: str | os.PathLike) -> None:
     if not volume.layers:
         raise InputError("A segmentation needs at least one label layer to be written.")
     voxels = volume.layers[0].T if len(volume.layers) == 1 else np.stack([layer.T for layer in volume.layers])
-    smallest = np.uint8 if max((int(layer.max(initial=0)) for layer in volume.layers), default=0) < 256 \
-        else np.uint16
+    highest = max([int(layer.max(initial=0)) for layer in volume.layers]
+                  + [segment.label_value for segment in volume.segments])
+    smallest = label_type_for(highest)
     segments = []
     for index, segment in enumerate(volume.segments):
         color = LIVER_COLOR if segment.role == "liver" else SEGMENT_COLORS[index % len(SEGMENT_COLORS)]
@@ -300,6 +301,15 @@ def write_segmentation(volume: LabelVolume, path: str | os.PathLike) -> None:
                 "ijkToLPS": volume.geometry.ijk_to_lps, "segments": segments, "encoding": "gzip"}
     _atomic_write(Path(path), lambda temporary: slicerio.write_segmentation(str(temporary), document,
                                                                             compression_level=1))
+
+
+def label_type_for(highest: int) -> np.dtype:
+    """The smallest unsigned type that holds label values up to ``highest`` (a smaller one would wrap them
+    and turn one segment into another)."""
+    for candidate in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if highest <= np.iinfo(candidate).max:
+            return np.dtype(candidate)
+    raise InputError(f"Label value {highest} is too large to store in a segmentation file.")
 
 
 def _segment_extent(volume: LabelVolume, segment: Segment) -> list[int]:
@@ -330,4 +340,13 @@ def write_image(voxels: np.ndarray, geometry: Geometry, path: str | os.PathLike)
     import SimpleITK as sitk
 
     image = image_to_itk(voxels, geometry)
-    _atomic_write(Path(path), lambda temporary: sitk.WriteImage(image, str(temporary), useCompression=True))
+
+    def write(temporary: Path) -> None:
+        try:
+            sitk.WriteImage(image, str(temporary), useCompression=True)
+        except RuntimeError as error:  # ITK says only "could not write": the disk may be full
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
+            raise InputError(f"Could not write '{path}' ({reason}). The disk may be full or the folder not "
+                             f"writable; free some space or choose another place, then run again.") from error
+
+    _atomic_write(Path(path), write)

@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m TTVPrognosisLib.prognosis.calibration",
                                      description="Reconstruct the default survival model, write it as JSON.")
     parser.add_argument("--output", type=Path, default=prognosis.default_model_path(),
-                        help="model file to write (default: the shipped model in Resources/Models)")
+                        help="model file to write (default: the shipped model in the package, prognosis/models)")
     arguments = parser.parse_args(argv)
     document = calibrate()
     write_model(document, arguments.output)

@@ -1,6 +1,7 @@
 """Expected overall survival from baseline total tumour volume: the survival model, its file and its predictions.
 
-The survival model lives in a versioned JSON file (``Resources/Models/``); this module loads and checks it
+The survival model lives in a versioned JSON file inside the package (``prognosis/models/``, so that a
+normal ``pip install`` carries it); this module loads and checks it
 and evaluates it with numpy alone, because it runs inside Slicer where lifelines is not available.
 
 Model family ``royston-parmar-ph`` (Royston & Parmar 2002, doi:10.1002/sim.1203): proportional hazards on
@@ -15,7 +16,7 @@ so a lifelines re-fit reads the same coefficients. The 95 % band is the delta me
 hazard scale with the covariance stored in the file.
 
 The default model is reconstructed from the figures of doi:10.1016/j.ejca.2024.114185 by
-:mod:`TTVPrognosisLib.prognosis.calibration`; see ``Resources/Models/MODEL_CARD.md``. The published cohort figures shown
+:mod:`TTVPrognosisLib.prognosis.calibration`; see ``prognosis/models/MODEL_CARD.md``. The published cohort figures shown
 beside the model live in :mod:`.cohorts`; the per-patient section the panel and ``compare --json`` show, in
 :mod:`.section`.
 """
@@ -38,7 +39,8 @@ MODEL_FORMAT = "ttvprognosis-survival-model"
 SUPPORTED_FORMAT_VERSIONS = (1,)
 KNOWN_FAMILIES = ("royston-parmar-ph",)
 DEFAULT_MODEL_ID = "ttv-os-ejca2024-rp-v1"
-MODELS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Models"
+MAX_MODEL_BYTES = 10_000_000  # a model file is a few kB; anything this large is the wrong file
+MODELS_DIR = Path(__file__).resolve().parent / "models"  # package data (pyproject.toml, CMakeLists.txt)
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
 CAIRO5_TTV_DOI = "10.1016/j.ejca.2025.115738"
@@ -198,7 +200,7 @@ def load_model(path: str | Path | None = None) -> SurvivalModel:
     """
     model_path = default_model_path() if path is None else Path(path)
     try:
-        text = model_path.read_text(encoding="utf-8")
+        text = _read_model_text(model_path)
     except FileNotFoundError:
         raise ModelFileError(f"Survival model file not found: {model_path}. Give the path of a model JSON "
                              f"file, or leave it out to use the default model.") from None
@@ -209,7 +211,27 @@ def load_model(path: str | Path | None = None) -> SurvivalModel:
     except json.JSONDecodeError as error:
         raise ModelFileError(f"Survival model file {model_path} is not valid JSON (line {error.lineno}, "
                              f"column {error.colno}: {error.msg}).") from None
+    except RecursionError:
+        raise ModelFileError(f"Survival model file {model_path} is nested too deeply to be a model file.") from None
     return model_from_document(document, source=str(model_path))
+
+
+def _read_model_text(model_path: Path) -> str:
+    """The file's text, refused before reading when it cannot be a model file: not a regular file (a pipe or a
+    device never ends) or larger than any model (reading it would only exhaust memory)."""
+    status = model_path.stat()
+    if not model_path.is_file():
+        raise ModelFileError(f"Survival model {model_path} is not a regular file (a folder, pipe or device); give "
+                             f"the path of a model JSON file.")
+    if status.st_size > MAX_MODEL_BYTES:
+        raise ModelFileError(f"Survival model file {model_path} is {status.st_size / 1e6:.0f} MB; model files are "
+                             f"small (the embedded one is a few kB; at most {MAX_MODEL_BYTES // 1_000_000} MB are "
+                             f"read). Check that --model names the model JSON file.")
+    with open(model_path, "rb") as handle:
+        data = handle.read(MAX_MODEL_BYTES + 1)
+    if len(data) > MAX_MODEL_BYTES:  # it grew while being read
+        raise ModelFileError(f"Survival model file {model_path} is larger than {MAX_MODEL_BYTES // 1_000_000} MB.")
+    return data.decode("utf-8")
 
 
 def model_from_document(document: Any, source: str = "<model document>") -> SurvivalModel:
@@ -275,7 +297,7 @@ class _DocumentChecker:
     def fail(self, problem: str) -> None:
         raise ModelFileError(f"Survival model {self.source} is not usable: {problem}. Model files are "
                              f"written by `python -m TTVPrognosisLib.prognosis.calibration`; the format is described "
-                             f"in Resources/Models/MODEL_CARD.md.")
+                             f"in the model card (prognosis/models/MODEL_CARD.md).")
 
     def that(self, condition: bool, problem: str) -> None:
         if not condition:

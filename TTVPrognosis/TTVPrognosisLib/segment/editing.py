@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import InputError
-from ..formats.io import ImageVolume
+from ..formats.io import ImageVolume, label_type_for
 from ..formats.segments import ROLE_LESION, ROLE_LIVER, ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment, with_roles
 from ..geometry import Geometry, grid_offset_kji, same_grid
 from .lesion import (
@@ -105,8 +105,9 @@ def add_segment(volume: LabelVolume, mask_kji: np.ndarray, name: str, tags: dict
         layers.append(np.zeros(volume.geometry.shape_kji, dtype=np.uint8))
     used = [segment.label_value for segment in volume.segments if segment.layer == layer_index]
     label_value = max([*used, int(layers[layer_index].max(initial=0))], default=0) + 1
-    if label_value > np.iinfo(layers[layer_index].dtype).max:
-        layers[layer_index] = layers[layer_index].astype(np.uint16)
+    if not np.can_cast(np.min_scalar_type(label_value), layers[layer_index].dtype):
+        layers[layer_index] = layers[layer_index].astype(np.promote_types(layers[layer_index].dtype,
+                                                                          label_type_for(label_value)))
     layers[layer_index][mask_kji] = label_value
     segment_id = _unique_id(name, [segment.segment_id for segment in volume.segments])
     segment = Segment(segment_id, name, layer_index, label_value, dict(tags))

@@ -91,9 +91,38 @@ def test_cmake_lists_every_script_and_resource():
     assert scripts == on_disk, f"unlisted: {sorted(on_disk - scripts)}; listed but missing: {sorted(scripts - on_disk)}"
     resources = set(cmake_list("MODULE_PYTHON_RESOURCES"))
     resource_files = {str(path.relative_to(MODULE_DIR)) for path in (MODULE_DIR / "Resources").rglob("*")
-                      if path.is_file()}
+                      if path.is_file()} | {str(path.relative_to(MODULE_DIR)) for path in package_data_files()}
     assert resources == resource_files, (f"unlisted: {sorted(resource_files - resources)}; "
                                          f"listed but missing: {sorted(resources - resource_files)}")
+
+
+def package_data_files() -> list[Path]:
+    """Files inside the package that are not Python (the model and its card): Slicer copies them as resources,
+    a wheel as package data."""
+    return [path for path in LIB_DIR.rglob("*") if path.is_file() and path.suffix not in (".py", ".pyc")
+            and "__pycache__" not in path.parts]
+
+
+def test_pyproject_declares_every_package_data_file_and_every_subpackage():
+    """What Slicer copies (CMakeLists.txt) a wheel must carry too, or a normal install lacks the model."""
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    settings = tomllib.loads((MODULE_DIR.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = settings["package-data"]
+    data = package_data_files()
+    assert data, "the model file is not inside the package"
+    for path in data:
+        package, relative = path.parent, None
+        while package != LIB_DIR.parent:
+            dotted = ".".join(package.relative_to(LIB_DIR.parent).parts)
+            inside = str(path.relative_to(package))
+            if any(fnmatch.fnmatch(inside, pattern) for pattern in declared.get(dotted, [])):
+                relative = inside
+                break
+            package = package.parent
+        assert relative is not None, f"{path.relative_to(MODULE_DIR)} is not declared as package data"
+    assert settings["packages"]["find"]["include"] == ["TTVPrognosisLib*"]  # every subpackage, not only the top
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -790,7 +790,7 @@ def report_sigterm_handler() -> bool:
 def test_pool_workers_end_on_sigterm_and_are_stopped_after_ctrl_c():
     """Workers must not inherit the CLI's SIGTERM handler, and an interrupted run ends them at once (a second
     Ctrl+C while waiting for them used to hang the batch and leave them running)."""
-    from TTVPrognosisLib.cohort.runner import _process_pool, _stop_workers
+    from TTVPrognosisLib.cohort.pool import _process_pool, _stop_workers
 
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:

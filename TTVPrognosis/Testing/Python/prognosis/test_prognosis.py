@@ -411,7 +411,7 @@ def test_ttv_change_refuses_unusable_values(baseline, follow_up):
 # --- runs inside Slicer: numpy and the standard library only, Python 3.9 syntax ---------------------------
 
 ALLOWED_IMPORTS = {"__future__", "json", "math", "re", "dataclasses", "pathlib", "typing", "collections.abc",
-                   "numpy"}
+                   "numpy", "errno", "os"}
 
 
 @pytest.mark.parametrize("module", ["prognosis/model.py", "prognosis/cohorts.py", "prognosis/section.py",
