@@ -35,6 +35,12 @@ def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
                         help="treat this segment as liver, not lesion (liver-named segments are by default)")
 
 
+def _add_series_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--series", action="append", default=[], metavar="UID",
+                        help="DICOM SeriesInstanceUID to read from a folder holding several series (the message "
+                             "for such a folder lists them); repeat for several folders")
+
+
 def _add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
@@ -50,9 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     measure = commands.add_parser("measure", help="TTV, lesions and diameters of one segmentation",
                                   description="Measure TTV, lesion count and diameters of a segmentation "
                                               "(.seg.nrrd or label image: each non-zero value is a segment).")
-    measure.add_argument("segmentation", help="segmentation file (.seg.nrrd, .nrrd, .nii.gz, .mha, DICOM folder)")
-    measure.add_argument("--image", help="the CT it was drawn on (checks that both belong to the same scan)")
+    measure.add_argument("segmentation", help="segmentation file (.seg.nrrd, .nrrd, .nii.gz, .mha, DICOM folder, "
+                                              "DICOM SEG or RTSTRUCT)")
+    measure.add_argument("--image", help="the CT it was drawn on (checks that both belong to the same scan; an "
+                                         "RTSTRUCT's contours are rasterised on it)")
     _add_segment_role_options(measure)
+    _add_series_option(measure)
     _add_json_option(measure)
     measure.set_defaults(handler=_run_measure)
 
@@ -71,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
                          help="registration transform (default: rigid)")
     _add_segment_role_options(compare)
+    _add_series_option(compare)
     _add_json_option(compare)
     compare.set_defaults(handler=_run_compare)
 
@@ -99,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--one-lesion", action="store_true",
                          help="all points belong to one lesion (e.g. a heterogeneous one) instead of one each")
     segment.add_argument("--output", required=True, metavar="OUT.seg.nrrd", help="Slicer segmentation to write")
+    _add_series_option(segment)
     _add_json_option(segment)
     segment.set_defaults(handler=_run_segment_lesion)
 
@@ -163,7 +174,8 @@ def _run_measure(args: argparse.Namespace) -> int:
     from .pipeline import measure_file
     from .report.text import format_measurement
 
-    result = measure_file(args.segmentation, args.image, exclude=args.exclude_segment, liver=args.liver_segment)
+    result = measure_file(args.segmentation, args.image, exclude=args.exclude_segment, liver=args.liver_segment,
+                          series=args.series)
     _print_warnings(result.warnings)
     _emit(result.to_dict(), format_measurement(result), args.json)
     return 0
@@ -176,7 +188,8 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                exclude=args.exclude_segment, liver=args.liver_segment,
-                               register=not args.no_registration, registration_mode=args.registration)
+                               register=not args.no_registration, registration_mode=args.registration,
+                               series=args.series)
     _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
     document = comparison_document(comparison)
     _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}", args.json)
@@ -212,11 +225,11 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
         raise InputError(f"segment-lesion writes a Slicer segmentation: give --output a name ending in .seg.nrrd "
                          f"(an existing one is added to), not '{output.name}'.")
     require_writable_folder(output)
-    image = read_image(args.image)
+    image = read_image(args.image, args.series)
     segmentation = on_grid(read_segmentation(output), image.geometry) if output.exists() else None
     liver = None
     if args.liver:
-        liver, note = liver_mask_from(on_grid(read_segmentation(args.liver), image.geometry))
+        liver, note = liver_mask_from(on_grid(read_segmentation(args.liver, args.image, args.series), image.geometry))
         if note:
             print(f"Note: {note}", file=sys.stderr)
     groups = [args.point] if args.one_lesion else [[point] for point in args.point]

@@ -8,6 +8,8 @@ A manifest is a CSV file with one row per patient:
 - ``patient_id`` (required, unique), ``baseline_segmentation`` (required), ``followup_segmentation``,
   ``baseline_image``, ``followup_image`` (optional): file paths; relative paths start from the manifest's
   folder. Column names are matched ignoring case, spaces and hyphens (``Patient ID`` is ``patient_id``).
+- ``dicom_series`` (optional): DICOM SeriesInstanceUIDs, separated by ``;``, for input folders holding several
+  series (as ``--series``).
 - any other column (clinical data) is passed through to the results unchanged.
 
 The manifest is checked before anything runs. Structural problems (missing columns, duplicate or empty
@@ -36,8 +38,9 @@ FOLLOWUP_SEGMENTATION = "followup_segmentation"
 BASELINE_IMAGE = "baseline_image"
 FOLLOWUP_IMAGE = "followup_image"
 PATH_COLUMNS = (BASELINE_SEGMENTATION, FOLLOWUP_SEGMENTATION, BASELINE_IMAGE, FOLLOWUP_IMAGE)
+DICOM_SERIES = "dicom_series"  # SeriesInstanceUIDs ("; "-separated) to read from folders holding several series
 REQUIRED_COLUMNS = (PATIENT_ID, BASELINE_SEGMENTATION)
-KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS)
+KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS, DICOM_SERIES)
 PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTATION: "Follow-up segmentation",
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")

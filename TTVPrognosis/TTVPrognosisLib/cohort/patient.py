@@ -39,6 +39,7 @@ class PatientJob:
     read_segmentation: Callable | None = None  # path -> LabelVolume; default io.read_segmentation
     read_image: Callable | None = None  # path -> ImageVolume; default io.read_image (only the header when
     #                                     the voxels are not needed)
+    series: tuple[str, ...] = ()  # DICOM series UIDs chosen in folders holding several (manifest dicom_series)
 
 
 @dataclass
@@ -72,7 +73,8 @@ def _load_time_point(job: PatientJob, label: str, segmentation: str, image: str 
     from ..pipeline import load_time_point
 
     try:
-        return load_time_point(segmentation, image or None, need_image, job.read_segmentation, job.read_image)
+        return load_time_point(segmentation, image or None, need_image, job.read_segmentation, job.read_image,
+                               series=job.series)
     except InputError as error:
         raise InputError(f"{label}: {error}") from error
 
