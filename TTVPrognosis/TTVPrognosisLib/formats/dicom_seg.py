@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..formats.dicom_codes import describe_code, role_from_property_codes
-from ..formats.dicom_series import require_pydicom
+from ..formats.dicom_series import require_complete, require_pydicom
 from ..formats.segments import ROLE_TAG, LabelVolume, Segment
 from ..geometry import Geometry
 
@@ -87,6 +87,7 @@ def _read_dataset(path: Path):
     except Exception as error:
         raise InputError(f"The DICOM file '{path}' is damaged ({str(error).strip() or type(error).__name__}). "
                          f"Export it again.") from error
+    require_complete(dataset, path, "DICOM file")
     return dataset
 
 
@@ -211,7 +212,15 @@ def _segments(dataset, path: Path) -> list[Segment]:
 def read_dicom_seg(path: str | Path) -> LabelVolume:
     """A DICOM SEG file as a :class:`LabelVolume` on its own grid (see the module docstring)."""
     path = Path(path)
-    dataset = _read_dataset(path)
+    try:
+        return _read_seg(path, _read_dataset(path))
+    except InputError:
+        raise
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:  # required attributes missing
+        raise InputError(f"The DICOM SEG '{path}' is damaged or incomplete ({error}). Export it again.") from error
+
+
+def _read_seg(path: Path, dataset) -> LabelVolume:
     if str(dataset.get("SOPClassUID", "")) != SEG_STORAGE:
         raise InputError(f"'{path}' is not a DICOM Segmentation (SOP class {dataset.get('SOPClassUID', 'missing')}).")
     segments = _segments(dataset, path)

@@ -32,6 +32,8 @@ RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_STORAGE = "1.2.840.10008.1.3.10"
 PIXEL_DATA = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
+SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+SEQUENCE_DELIMITER_BIG_ENDIAN = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 DIRECTION_TOLERANCE = 1e-4  # cosines: slices of one series share orientation to this
 DUPLICATE_FRACTION = 0.05  # two slices closer than this part of the usual step are at one position
 STEP_TOLERANCE_MM = 0.01
@@ -148,6 +150,31 @@ def require_pydicom():
     return pydicom
 
 
+def require_complete(dataset, path: Path, what: str) -> None:
+    """Refuse a file cut short: its last element must end where the file does (a sequence of undefined length
+    with its delimiter). pydicom reads a cut file silently, and a cut SEG or RTSTRUCT loses whole segments."""
+    tags = list(dataset.keys())
+    if not tags:
+        raise InputError(f"The {what} '{path}' is empty or damaged.")
+    try:
+        element = dataset.get_item(tags[-1], keep_deferred=True)
+    except TypeError:  # pydicom < 3
+        element = dataset.get_item(tags[-1])
+    length, start = getattr(element, "length", None), getattr(element, "value_tell", None)
+    if length is None or start is None:
+        return  # already decoded: its reader checked it
+    size = path.stat().st_size
+    if length == UNDEFINED_LENGTH:
+        with open(path, "rb") as handle:
+            handle.seek(max(size - 8, 0))
+            complete = handle.read(8) in (SEQUENCE_DELIMITER, SEQUENCE_DELIMITER_BIG_ENDIAN)
+    else:
+        complete = start + length <= size
+    if not complete:
+        raise InputError(f"The {what} '{path}' is cut short (its last element, {tags[-1]}, ends after the end of "
+                         f"the file): it is incomplete or damaged. Export it again.")
+
+
 def read_header(path: Path) -> DicomFile | None:
     """The header of a DICOM file; None for a file that is not DICOM (notes, thumbnails, DICOMDIR)."""
     pydicom = require_pydicom()
@@ -160,9 +187,12 @@ def read_header(path: Path) -> DicomFile | None:
     except Exception as error:  # a DICOM file cut short in its header, an impossible length...
         raise InputError(f"The DICOM file '{path}' is damaged ({str(error).strip() or type(error).__name__}). "
                          f"Export the series again from PACS.") from error
-    sop_class = str(dataset.get("SOPClassUID", ""))
-    if sop_class == DICOMDIR_STORAGE or "SeriesInstanceUID" not in dataset:
+    sop_class = str(dataset.get("SOPClassUID", "") or dataset.file_meta.get("MediaStorageSOPClassUID", ""))
+    if sop_class == DICOMDIR_STORAGE:
         return None
+    if "SeriesInstanceUID" not in dataset:  # required in every series object: a file cut short in its header
+        raise InputError(f"The DICOM file '{path}' has no SeriesInstanceUID: it is damaged or incomplete. Export "
+                         f"the series again from PACS (or remove the file if it does not belong there).")
     header = DicomFile(path=path, sop_class_uid=sop_class, sop_instance_uid=str(dataset.get("SOPInstanceUID", "")),
                        series_uid=str(dataset.SeriesInstanceUID), modality=str(dataset.get("Modality", "")),
                        description=str(dataset.get("SeriesDescription", "")).strip(),

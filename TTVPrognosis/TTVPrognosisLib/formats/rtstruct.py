@@ -31,6 +31,7 @@ from ..formats.dicom_series import (
     RTSTRUCT_STORAGE,
     DicomSeries,
     choose_series,
+    require_complete,
     require_pydicom,
     scan_folder,
     series_layout,
@@ -144,8 +145,10 @@ def _rasterise(contours, roi_name: str, geometry: Geometry, path: Path, warnings
 
 
 def _roi_segments(structure, path: Path) -> tuple[list[Segment], dict[int, list]]:
+    if "ROIContourSequence" not in structure or "StructureSetROISequence" not in structure:
+        raise InputError(f"The RTSTRUCT '{path}' has no ROI or contour list; it is damaged or incomplete.")
     contours = {int(item.ReferencedROINumber): list(item.get("ContourSequence") or [])
-                for item in structure.get("ROIContourSequence") or []}
+                for item in structure.ROIContourSequence}
     observations = {int(item.ReferencedROINumber): item for item in structure.get("RTROIObservationsSequence") or []
                     if "ReferencedROINumber" in item}
     segments = []
@@ -186,6 +189,16 @@ def read_rtstruct(path: str | Path, reference: str | Path | None = None, wanted:
                          f"Export it again.") from error
     if str(structure.get("SOPClassUID", "")) != RTSTRUCT_STORAGE:
         raise InputError(f"'{path}' is not an RTSTRUCT.")
+    require_complete(structure, path, "RTSTRUCT")
+    try:
+        return _read_structure(path, structure, reference, wanted)
+    except InputError:
+        raise
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:  # required attributes missing
+        raise InputError(f"The RTSTRUCT '{path}' is damaged or incomplete ({error}). Export it again.") from error
+
+
+def _read_structure(path: Path, structure, reference: str | Path | None, wanted: Sequence[str]) -> LabelVolume:
     frames, series_uids = _referenced(structure)
     reference_path = Path(reference) if reference is not None else None
     series, folder, warnings = _reference_series(path, reference_path, frames, series_uids, wanted)
