@@ -67,20 +67,23 @@ def fill_polygon(points_ij: np.ndarray, shape_ji: tuple[int, int]) -> np.ndarray
     return mask
 
 
-def _referenced(structure) -> tuple[set[str], set[str]]:
-    """Frame-of-reference UIDs and series UIDs the RTSTRUCT says its contours belong to."""
-    frames, series = set(), set()
+def _referenced(structure) -> tuple[set[str], dict[str, set[str]]]:
+    """Frame-of-reference UIDs the RTSTRUCT names, and per referenced series the image UIDs it lists."""
+    frames, series = set(), {}
     for frame in structure.get("ReferencedFrameOfReferenceSequence") or []:
         frames.add(str(frame.get("FrameOfReferenceUID", "")))
         for study in frame.get("RTReferencedStudySequence") or []:
             for item in study.get("RTReferencedSeriesSequence") or []:
-                series.add(str(item.get("SeriesInstanceUID", "")))
+                images = series.setdefault(str(item.get("SeriesInstanceUID", "")), set())
+                images.update(str(image.get("ReferencedSOPInstanceUID", ""))
+                              for image in item.get("ContourImageSequence") or [])
     for roi in structure.get("StructureSetROISequence") or []:
         frames.add(str(roi.get("ReferencedFrameOfReferenceUID", "")))
-    return frames - {""}, series - {""}
+    series.pop("", None)
+    return frames - {""}, {uid: images - {""} for uid, images in series.items()}
 
 
-def _reference_series(path: Path, reference: Path | None, frames: set[str], series_uids: set[str],
+def _reference_series(path: Path, reference: Path | None, frames: set[str], series_uids: dict[str, set[str]],
                       wanted: Sequence[str]) -> tuple[DicomSeries, Path, list[str]]:
     """The CT series to rasterise on, checked against the RTSTRUCT's references."""
     folder = path.parent if reference is None else (reference if reference.is_dir() else reference.parent)
@@ -102,6 +105,10 @@ def _reference_series(path: Path, reference: Path | None, frames: set[str], seri
     if series_uids and chosen.uid not in series_uids:
         warnings.append(f"The RTSTRUCT '{path.name}' was drawn on series {', '.join(sorted(series_uids))}; its "
                         f"contours are rasterised on series {chosen.uid} of the same frame of reference.")
+    missing = series_uids.get(chosen.uid, set()) - {header.sop_instance_uid for header in chosen.files}
+    if missing:
+        raise InputError(f"The CT series {chosen.uid} in '{folder}' lacks {len(missing)} of the slices the RTSTRUCT "
+                         f"'{path.name}' refers to: slices were lost. Export the complete series again.")
     return chosen, folder, warnings
 
 

@@ -3,6 +3,7 @@ that names the problem (and where), each sound one is read with the exact voxel 
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -253,3 +254,21 @@ def test_real_ircad_series_read_as_itk_reads_them(shared_data, tmp_path):
     np.testing.assert_allclose(image.geometry.ijk_to_ras, geometry_from_itk(reference).ijk_to_ras, atol=1e-4)
     liver = read_segmentation(extract_ircad_masks("ircad01", tmp_path / "masks", ["liver"])["liver"])
     assert liver.geometry.shape_kji == image.geometry.shape_kji and (liver.layers[0] != 0).sum() > 100000
+
+
+def test_batch_chooses_series_from_the_manifest(tmp_path):
+    from TTVPrognosisLib.cohort.runner import run_cohort
+
+    folder = tmp_path / "P1"
+    truth, _ = truth_and_paths(folder, identity=SeriesIdentity(description="Tumour mask"))
+    other = SeriesIdentity(description="Scout")
+    write_series(folder, np.ones((5, 20, 24)), SeriesGrid(shape_kji=(5, 20, 24)), other, prefix="scout")
+    wanted = pydicom.dcmread(next(folder.glob("slice_*.dcm"))).SeriesInstanceUID
+    (tmp_path / "cohort.csv").write_text(f"patient_id,baseline_segmentation,dicom_series\nP1,P1,{wanted}\n"
+                                         f"P2,P1,\n")
+    result = run_cohort(tmp_path / "cohort.csv", tmp_path / "results.csv", workers=1)
+    with open(tmp_path / "results.csv", newline="") as handle:
+        rows = {row["patient_id"]: row for row in csv.DictReader(handle)}
+    assert result.succeeded == 1 and result.failed == 1
+    assert "--series" in rows["P2"]["error"] and rows["P2"]["status"] == "failed"
+    assert float(rows["P1"]["baseline_ttv_ml"]) == pytest.approx(ttv_ml(truth), rel=1e-6)

@@ -123,7 +123,15 @@ def test_contours_between_the_slices_of_the_ct_are_refused(ct, tmp_path):
 def test_a_damaged_ct_series_is_refused_for_its_rtstruct_too(ct):
     path = write_case(ct)
     ct[1][5].unlink()
-    with pytest.raises(InputError, match="lost slice"):
+    with pytest.raises(InputError, match="lost"):
+        read_segmentation(path)
+
+
+def test_a_lost_end_slice_of_the_ct_is_found_from_the_rtstruct_references(ct):
+    """Positions cannot show a lost first or last slice; the RTSTRUCT's list of the CT's images can."""
+    path = write_case(ct)
+    ct[1][-1].unlink()
+    with pytest.raises(InputError, match="lacks 1 of the slices"):
         read_segmentation(path)
 
 
