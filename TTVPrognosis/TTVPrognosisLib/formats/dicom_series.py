@@ -18,6 +18,7 @@ pydicom is imported inside the functions, so reading other formats never needs i
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,12 +182,18 @@ def read_header(path: Path) -> DicomFile | None:
     from pydicom.errors import InvalidDicomError
 
     try:
-        dataset = pydicom.dcmread(str(path), defer_size=64)
+        with warnings.catch_warnings():  # pydicom's notes on damaged files go to stderr; the message below says it
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(str(path), defer_size=64)
     except InvalidDicomError:
         return None
     except Exception as error:  # a DICOM file cut short in its header, an impossible length...
         raise InputError(f"The DICOM file '{path}' is damaged ({str(error).strip() or type(error).__name__}). "
                          f"Export the series again from PACS.") from error
+    if not list(dataset.keys()):
+        raise InputError(f"The DICOM file '{path}' has no readable content: it is cut short or damaged. Export the "
+                         f"series again from PACS.")
+    require_complete(dataset, path, "DICOM file")
     sop_class = str(dataset.get("SOPClassUID", "") or dataset.file_meta.get("MediaStorageSOPClassUID", ""))
     if sop_class == DICOMDIR_STORAGE:
         return None

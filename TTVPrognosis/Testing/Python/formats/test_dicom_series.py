@@ -51,6 +51,16 @@ def test_ct_series_rescaled_and_on_its_grid(tmp_path):
     np.testing.assert_allclose(read_image_geometry(tmp_path / "ct").ijk_to_ras, image.geometry.ijk_to_ras)
 
 
+def test_compressed_slices_are_decoded(tmp_path):
+    hounsfield = np.where(ellipsoid_volume(GRID, CENTRE, RADII), 55.0, -100.0)
+    hounsfield += np.random.default_rng(1).integers(0, 40, GRID.shape_kji)
+    for path in write_series(tmp_path / "ct", hounsfield, GRID):
+        dataset = pydicom.dcmread(path)
+        dataset.compress(pydicom.uid.RLELossless)
+        dataset.save_as(path)
+    assert np.array_equal(read_image(tmp_path / "ct").voxels, hounsfield)
+
+
 def test_oblique_series_stored_from_head_to_feet(tmp_path):
     """Slices whose normal points to the feet and rows turned 30 degrees: order and axes from the headers."""
     angle = np.radians(30)
@@ -109,6 +119,14 @@ def _truncate(fraction):
     return damage
 
 
+def _compress_and_truncate(paths, index):
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.compress(pydicom.uid.RLELossless)
+        dataset.save_as(path)
+    _truncate(0.8)(paths, index)
+
+
 def _shift(millimetres):
     def damage(paths, index):
         for path in paths[index:]:
@@ -154,8 +172,9 @@ DAMAGES = {
     "duplicated slice": (_duplicate, "same position"),
     "second acquisition": (_second_acquisition, "same position"),
     "empty slice": (_empty, "no pixel data"),
-    "truncated pixel data": (_truncate(0.9), "truncated"),
-    "file cut in its header": (_truncate(0.15), "damaged or incomplete"),
+    "truncated pixel data": (_truncate(0.9), "cut short"),
+    "truncated compressed slice": (_compress_and_truncate, "cut short"),
+    "file cut in its header": (_truncate(0.15), "damaged or incomplete|cut short"),
     "file cut in its positions": (_truncate(0.45), "no valid|no pixel data|damaged"),
     "uneven spacing": (_shift(1.25),
                        "uneven slice spacing between the slice at z = 12.5 mm .* and the slice at z = 16.25 mm"),
