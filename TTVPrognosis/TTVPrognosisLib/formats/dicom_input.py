@@ -67,7 +67,7 @@ def _read_object(path: Path, sop_class: str, reference: Path | None, series: Seq
     if sop_class == SEG_STORAGE:
         from ..formats.dicom_seg import read_dicom_seg
 
-        return read_dicom_seg(path)
+        return read_dicom_seg(path, reference, series)
     from ..formats.rtstruct import read_rtstruct
 
     return read_rtstruct(path, reference, series)

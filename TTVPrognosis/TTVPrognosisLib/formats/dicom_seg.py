@@ -2,12 +2,16 @@
 
 Each frame of a SEG is one plane of one segment. Frames are placed by their own plane positions
 (``PlanePositionSequence``, ``PlaneOrientationSequence``, ``PixelMeasuresSequence``, per frame or shared) on
-the SEG's own grid: the planes it holds, spaced by ``SpacingBetweenSlices`` (inferred from the planes, with a
-warning, when the SEG does not state it; planes without any frame are empty, as the standard lets writers
-omit empty frames). A SEG is refused when its frame count, per-frame descriptions and pixel data disagree
-(frames lost or cut off), when a frame lies between the grid's planes or off its in-plane origin, or when a
-segment has two frames for one plane. A fractional SEG is thresholded at one half: a voxel belongs to a
-segment when its value is at least half of ``MaximumFractionalValue`` (probability or occupancy >= 0.5).
+the SEG's own grid: the planes it holds, spaced by ``SpacingBetweenSlices`` (inferred from the closest frames,
+with a warning, when the SEG does not state it; refused when that disagrees with its ``SliceThickness``, as
+empty frames may be left out); planes without any frame are empty, as the standard lets writers omit empty
+frames. Given the DICOM CT it was made on, the frames are placed on the CT's slices instead (same
+orientation, pixel grid, and each frame on a slice); that CT must share its frame of reference and hold
+every image the SEG refers to (else slices were lost). A SEG is refused when its frame count, per-frame
+descriptions and pixel data disagree (frames lost or cut off), when a frame lies between the grid's planes or
+off its in-plane origin, or when a segment has two frames for one plane. A fractional SEG is thresholded at
+one half: a voxel belongs to a segment when its value is at least half of ``MaximumFractionalValue``
+(probability or occupancy >= 0.5).
 
 Segments keep their ``SegmentLabel`` as name and their number as ID and label value; each goes into the
 first label layer where it overlaps nothing, so overlapping segments stay whole in separate layers. Roles
@@ -31,6 +35,7 @@ SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 PLANE_TOLERANCE_FRACTION = 0.05  # a frame may sit this part of the slice spacing off a grid plane
 IN_PLANE_TOLERANCE_MM = 0.01
 PROPERTY_TYPE_TAG = "DICOM.SegmentedPropertyType"
+AMBIGUOUS = "[ambiguous]"  # marks a grid the SEG alone cannot settle (refused unless its CT settles it)
 PROPERTY_CATEGORY_TAG = "DICOM.SegmentedPropertyCategory"
 
 
@@ -113,8 +118,8 @@ def _frames(dataset, path: Path) -> np.ndarray:
     return pixels.reshape(count, int(dataset.Rows), int(dataset.Columns))
 
 
-def _grid(dataset, path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """IJK-to-LPS matrix of the SEG's own grid, each frame's plane index, and warnings."""
+def _grid(dataset, path: Path) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """IJK-to-LPS matrix of the SEG's own grid, each frame's plane index, warnings, and frame positions."""
     shared = _item(dataset, "SharedFunctionalGroupsSequence")
     per_frame = dataset.PerFrameFunctionalGroupsSequence
     orientations, positions = [], []
@@ -152,6 +157,11 @@ def _grid(dataset, path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
             between = float(gaps.min())
             warnings.append(f"The DICOM SEG '{path.name}' does not state its spacing between slices; "
                             f"{between:.4g} mm was taken from the closest frames.")
+            if thickness is not None and abs(thickness - between) > 0.01 * thickness:
+                warnings.append(f"{AMBIGUOUS} The DICOM SEG '{path}' states no spacing between slices, and its "
+                                f"closest frames ({between:.4g} mm apart) disagree with its slice thickness "
+                                f"({thickness:.4g} mm): empty slices may have been left out. Give the CT series it "
+                                f"was made on (--image) so that its frames can be placed on the CT's slices.")
         elif thickness is not None:
             between = thickness
         else:
@@ -168,7 +178,7 @@ def _grid(dataset, path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     matrix[:3, 1] = column * spacing[0]
     matrix[:3, 2] = normal * between
     matrix[:3, 3] = positions[int(np.argmin(offsets))]
-    return matrix, np.round(steps).astype(int), warnings
+    return matrix, np.round(steps).astype(int), warnings, positions
 
 
 def _positive(value) -> float | None:
@@ -209,23 +219,72 @@ def _segments(dataset, path: Path) -> list[Segment]:
     return segments
 
 
-def read_dicom_seg(path: str | Path) -> LabelVolume:
-    """A DICOM SEG file as a :class:`LabelVolume` on its own grid (see the module docstring)."""
+def read_dicom_seg(path: str | Path, reference: Path | None = None, wanted: Sequence[str] = ()) -> LabelVolume:
+    """A DICOM SEG file as a :class:`LabelVolume` on its own grid, or on its CT's grid when ``reference`` is the
+    DICOM CT series (folder or file) it was made on (see the module docstring)."""
     path = Path(path)
     try:
-        return _read_seg(path, _read_dataset(path))
+        return _read_seg(path, _read_dataset(path), reference, wanted)
     except InputError:
         raise
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:  # required attributes missing
         raise InputError(f"The DICOM SEG '{path}' is damaged or incomplete ({error}). Export it again.") from error
 
 
-def _read_seg(path: Path, dataset) -> LabelVolume:
+def _reference_grid(path: Path, dataset, reference: Path, wanted: Sequence[str]) -> Geometry | None:
+    """The grid of the DICOM CT the SEG refers to, checked: same frame of reference, every referenced image
+    there. None when the reference is not DICOM (the caller's overlap check then applies)."""
+    from ..formats.dicom_input import is_dicom_file
+    from ..formats.dicom_series import choose_series, scan_folder, series_layout
+
+    if not (reference.is_dir() or is_dicom_file(reference)):
+        return None
+    folder = reference if reference.is_dir() else reference.parent
+    images = [series for series in scan_folder(folder) if series.first.is_image]
+    referenced = {str(item.get("SeriesInstanceUID", "")): {str(image.get("ReferencedSOPInstanceUID", ""))
+                                                           for image in item.get("ReferencedInstanceSequence") or []}
+                  for item in dataset.get("ReferencedSeriesSequence") or []}
+    matching = [series for series in images if series.uid in referenced]
+    chosen = matching[0] if len(matching) == 1 else choose_series(folder, images, wanted, "image series")
+    frame = str(dataset.get("FrameOfReferenceUID", ""))
+    if frame and chosen.first.frame_of_reference_uid and frame != chosen.first.frame_of_reference_uid:
+        raise InputError(f"The CT series {chosen.describe()} in '{folder}' is not the scan the DICOM SEG "
+                         f"'{path.name}' was made on: its frame of reference differs. Give the right CT.")
+    missing = referenced.get(chosen.uid, set()) - {""} - {header.sop_instance_uid for header in chosen.files}
+    if missing:
+        raise InputError(f"The CT series {chosen.uid} in '{folder}' lacks {len(missing)} of the slices the DICOM SEG "
+                         f"'{path.name}' refers to: slices were lost. Export the complete series again.")
+    return series_layout(chosen, folder).geometry
+
+
+def _planes_on(reference: Geometry, matrix: np.ndarray, positions: np.ndarray, frame_shape) -> np.ndarray | None:
+    """Each frame's slice index on the reference grid, or None when the frames are not its slices."""
+    if tuple(frame_shape) != reference.shape_kji[1:] or \
+            not np.allclose(reference.ijk_to_lps[:3, :2], matrix[:3, :2], atol=1e-4):
+        return None
+    ijk = (positions - reference.ijk_to_lps[:3, 3]) @ np.linalg.inv(reference.ijk_to_lps[:3, :3]).T
+    planes = np.round(ijk[:, 2])
+    on_slices = np.abs(ijk[:, :2]).max() < 0.01 and np.abs(ijk[:, 2] - planes).max() < PLANE_TOLERANCE_FRACTION
+    if not on_slices or planes.min() < 0 or planes.max() >= reference.shape_kji[0]:
+        return None
+    return planes.astype(int)
+
+
+def _read_seg(path: Path, dataset, reference: Path | None = None, wanted: Sequence[str] = ()) -> LabelVolume:
     if str(dataset.get("SOPClassUID", "")) != SEG_STORAGE:
         raise InputError(f"'{path}' is not a DICOM Segmentation (SOP class {dataset.get('SOPClassUID', 'missing')}).")
     segments = _segments(dataset, path)
     frames = _frames(dataset, path)
-    matrix, plane_of_frame, warnings = _grid(dataset, path)
+    matrix, plane_of_frame, warnings, positions = _grid(dataset, path)
+    shape = (int(plane_of_frame.max()) + 1, frames.shape[1], frames.shape[2])
+    reference_grid = _reference_grid(path, dataset, reference, wanted) if reference is not None else None
+    planes = _planes_on(reference_grid, matrix, positions, frames.shape[1:]) if reference_grid is not None else None
+    if planes is not None:  # on the CT's own grid: its slice spacing, nothing inferred
+        matrix, plane_of_frame, shape = reference_grid.ijk_to_lps, planes, reference_grid.shape_kji
+        warnings = [warning for warning in warnings if "spacing between slices" not in warning]
+    ambiguous = [warning for warning in warnings if warning.startswith(AMBIGUOUS)]
+    if ambiguous:
+        raise InputError(ambiguous[0][len(AMBIGUOUS):].strip())
     fractional = str(dataset.get("SegmentationType", "BINARY")).upper() == "FRACTIONAL"
     if fractional:
         maximum = _positive(dataset.get("MaximumFractionalValue"))
@@ -238,7 +297,6 @@ def _read_seg(path: Path, dataset) -> LabelVolume:
         if frames.size and frames.max() > 1:
             raise InputError(f"The binary DICOM SEG '{path}' holds values above 1; the file is damaged.")
         inside = frames.astype(bool)
-    shape = (int(plane_of_frame.max()) + 1, frames.shape[1], frames.shape[2])
     by_number = {segment.label_value: index for index, segment in enumerate(segments)}
     masks = [np.zeros(shape, dtype=bool) for _ in segments]
     seen = set()

@@ -143,3 +143,33 @@ def test_a_seg_file_cut_short_is_refused(case, keep, capsys):
     code = main(["measure", str(path), "--json"])
     captured = capsys.readouterr()
     assert code == 1 and captured.err.startswith("Error: "), captured.out
+
+
+def test_seg_placed_on_its_ct_and_checked_against_it(case):
+    folder, paths, truth = case
+    path = write_case_seg(case)
+    volume = read_segmentation(path, reference_image=folder / "ct")
+    assert volume.geometry.shape_kji == GRID.shape_kji
+    assert measure(volume).ttv_ml == pytest.approx((truth["first"] | truth["second"]).sum() * VOXEL_ML, rel=1e-9)
+    write_series(folder / "other", np.zeros(GRID.shape_kji), GRID)  # another scan: its own frame of reference
+    with pytest.raises(InputError, match="not the scan the DICOM SEG"):
+        read_segmentation(path, reference_image=folder / "other")
+    paths[0].unlink()  # an end slice: positions cannot show it, the SEG's list of images can
+    with pytest.raises(InputError, match="lacks 1 of the slices"):
+        read_segmentation(path, reference_image=folder / "ct")
+
+
+def test_seg_without_slice_spacing_and_gaps_needs_its_ct(case):
+    """Frames on every other slice, no SpacingBetweenSlices: 5 mm could be read; the thickness says 2.5 mm."""
+    folder, paths, truth = case
+    sparse = truth["first"].copy()
+    sparse[1::2] = False
+    path = write_seg(folder / "sparse.dcm", paths, [sparse], [{"label": "Tumour"}])
+    dataset = pydicom.dcmread(path)
+    del dataset.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SpacingBetweenSlices
+    dataset.save_as(path)
+    with pytest.raises(InputError, match="--image"):
+        read_segmentation(path)
+    volume = read_segmentation(path, reference_image=folder / "ct")
+    assert measure(volume).ttv_ml == pytest.approx(sparse.sum() * VOXEL_ML, rel=1e-9)
+    assert volume.warnings == []
