@@ -84,9 +84,9 @@ def read_dicom_segmentation(path: Path, reference: Path | None, series: Sequence
         return label_reader(*_series_of_file(path))
     found = scan_folder(path)
     wanted = {uid.strip() for uid in series}
-    objects = [item for item in found if not item.first.is_image]
+    objects = [item for item in found if item.first.sop_class_uid in (SEG_STORAGE, RTSTRUCT_STORAGE)]
     chosen = [item for item in found if item.uid in wanted]
-    if len(chosen) == 1 and chosen[0].first.is_image:
+    if len(chosen) == 1 and chosen[0].first.sop_class_uid not in (SEG_STORAGE, RTSTRUCT_STORAGE):
         return label_reader(path, [chosen[0].uid])
     if chosen or objects:
         picked = choose_series(path, chosen or objects, series, "segmentations (SEG or RTSTRUCT)")

@@ -68,6 +68,7 @@ class DicomFile:
 
     @property
     def is_image(self) -> bool:
+        """Pixels in slices (not a SEG, an RTSTRUCT, a report or a presentation state)."""
         return self.sop_class_uid not in (SEG_STORAGE, RTSTRUCT_STORAGE) and self.rows > 0
 
 

@@ -291,3 +291,14 @@ def test_batch_chooses_series_from_the_manifest(tmp_path):
     assert result.succeeded == 1 and result.failed == 1
     assert "--series" in rows["P2"]["error"] and rows["P2"]["status"] == "failed"
     assert float(rows["P1"]["baseline_ttv_ml"]) == pytest.approx(ttv_ml(truth), rel=1e-6)
+
+
+def test_a_report_beside_the_slices_is_not_a_segmentation(tmp_path):
+    """A structured report (no pixels) in the series folder is neither a slice nor a SEG/RTSTRUCT."""
+    truth, paths = truth_and_paths(tmp_path / "mask")
+    report = pydicom.dcmread(paths[0])
+    del report.PixelData, report.Rows, report.Columns
+    report.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
+    report.SeriesInstanceUID = pydicom.uid.generate_uid()
+    report.save_as(tmp_path / "mask" / "report.dcm")
+    assert np.array_equal(read_segmentation(tmp_path / "mask", series=[]).layers[0] != 0, truth)
