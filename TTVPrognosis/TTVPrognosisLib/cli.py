@@ -63,6 +63,10 @@ def _clinical_inputs(args: argparse.Namespace):
     return ClinicalInputs(node_positive_primary=yes_no(args.node_positive_primary),
                           disease_free_interval_months=args.disease_free_interval_months, cea_ng_ml=args.cea_ng_ml,
                           kras_mutated=yes_no(args.ras_mutated), extrahepatic_disease=yes_no(args.extrahepatic_disease))
+def _add_series_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--series", action="append", default=[], metavar="UID",
+                        help="DICOM SeriesInstanceUID to read from a folder holding several series (the message "
+                             "for such a folder lists them); repeat for several folders")
 
 
 def _add_json_option(parser: argparse.ArgumentParser) -> None:
@@ -80,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     measure = commands.add_parser("measure", help="TTV, lesions and diameters of one segmentation",
                                   description="Measure TTV, lesion count and diameters of a segmentation "
                                               "(.seg.nrrd or label image: each non-zero value is a segment).")
-    measure.add_argument("segmentation", help="segmentation file (.seg.nrrd, .nrrd, .nii.gz, .mha, DICOM folder)")
-    measure.add_argument("--image", help="the CT it was drawn on (checks that both belong to the same scan)")
+    measure.add_argument("segmentation", help="segmentation file (.seg.nrrd, .nrrd, .nii.gz, .mha, DICOM folder, "
+                                              "DICOM SEG or RTSTRUCT)")
+    measure.add_argument("--image", help="the CT it was drawn on (checks that both belong to the same scan; an "
+                                         "RTSTRUCT's contours are rasterised on it)")
     _add_segment_role_options(measure)
+    _add_series_option(measure)
     _add_json_option(measure)
     measure.set_defaults(handler=_run_measure)
 
@@ -102,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="registration transform (default: rigid)")
     _add_segment_role_options(compare)
     _add_clinical_options(compare)
+    _add_series_option(compare)
     _add_json_option(compare)
     compare.set_defaults(handler=_run_compare)
 
@@ -130,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--one-lesion", action="store_true",
                          help="all points belong to one lesion (e.g. a heterogeneous one) instead of one each")
     segment.add_argument("--output", required=True, metavar="OUT.seg.nrrd", help="Slicer segmentation to write")
+    _add_series_option(segment)
     _add_json_option(segment)
     segment.set_defaults(handler=_run_segment_lesion)
 
@@ -201,7 +210,8 @@ def _run_measure(args: argparse.Namespace) -> int:
     from .pipeline import measure_file
     from .report.text import format_measurement
 
-    result = measure_file(args.segmentation, args.image, exclude=args.exclude_segment, liver=args.liver_segment)
+    result = measure_file(args.segmentation, args.image, exclude=args.exclude_segment, liver=args.liver_segment,
+                          series=args.series)
     _print_warnings(result.warnings)
     _emit(result.to_dict(), format_measurement(result), args.json)
     return 0
@@ -214,7 +224,8 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                exclude=args.exclude_segment, liver=args.liver_segment,
-                               register=not args.no_registration, registration_mode=args.registration)
+                               register=not args.no_registration, registration_mode=args.registration,
+                               series=args.series)
     _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
     document = comparison_document(comparison, clinical=_clinical_inputs(args))
     _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}\n\n"
@@ -259,11 +270,11 @@ def _run_segment_lesion(args: argparse.Namespace) -> int:
     if not output.absolute().parent.is_dir():
         raise InputError(f"The folder '{output.absolute().parent}' does not exist, so '{output.name}' cannot be "
                          f"written there. Create it first, or give --output a path in an existing folder.")
-    image = read_image(args.image)
+    image = read_image(args.image, args.series)
     segmentation = on_grid(read_segmentation(output), image.geometry) if output.exists() else None
     liver = None
     if args.liver:
-        liver, note = liver_mask_from(on_grid(read_segmentation(args.liver), image.geometry))
+        liver, note = liver_mask_from(on_grid(read_segmentation(args.liver, args.image, args.series), image.geometry))
         if note:
             print(f"Note: {note}", file=sys.stderr)
     groups = [args.point] if args.one_lesion else [[point] for point in args.point]

@@ -17,30 +17,35 @@ from .response.comparison import Comparison, compare
 from .response.registration import RIGID, register_followup
 
 
-def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None
-                      ) -> LabelVolume:
+def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
+                      series: Sequence[str] = ()) -> LabelVolume:
     """Read a segmentation; with its CT, also check that both belong to the same scan (warnings kept)."""
-    return load_time_point(segmentation_path, image_path)[0]
+    return load_time_point(segmentation_path, image_path, series=series)[0]
 
 
 def load_time_point(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
                     need_image: bool = True, segmentation_reader: Callable | None = None,
-                    image_reader: Callable | None = None) -> tuple[LabelVolume, ImageVolume | None]:
+                    image_reader: Callable | None = None, series: Sequence[str] = ()
+                    ) -> tuple[LabelVolume, ImageVolume | None]:
     """Read a segmentation and, when given, its CT (checked to belong to the same scan; warnings kept).
 
     With ``need_image=False`` only the CT's header is read (enough for the check) and None is returned for
     it, unless a custom ``image_reader`` is given (Slicer's readers read whole volumes). The readers default
-    to :func:`.io.read_segmentation` and :func:`.io.read_image`.
+    to :func:`.io.read_segmentation` and :func:`.io.read_image`; the default ones get the CT as the reference
+    of an RTSTRUCT and ``series``, the DICOM series UIDs to choose in folders holding several.
     """
-    volume = (segmentation_reader or read_segmentation)(segmentation_path)
+    if segmentation_reader is None:
+        volume = read_segmentation(segmentation_path, image_path, series)
+    else:
+        volume = segmentation_reader(segmentation_path)
     if image_path is None:
         return volume, None
     image = None
     if need_image or image_reader is not None:
-        image = (image_reader or read_image)(image_path)
+        image = image_reader(image_path) if image_reader is not None else read_image(image_path, series)
         geometry = image.geometry
     else:
-        geometry = read_image_geometry(image_path)
+        geometry = read_image_geometry(image_path, series)
     volume.warnings.extend(reference_grid_warnings(volume.geometry, geometry, f"Segmentation '{segmentation_path}'",
                                                    f"image '{image_path}'"))
     return volume, (image if need_image else None)
@@ -57,9 +62,10 @@ def liver_mask(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence
 
 
 def measure_file(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
-                 exclude: Sequence[str] = (), liver: Sequence[str] = (), keep_labels: bool = False) -> Measurement:
+                 exclude: Sequence[str] = (), liver: Sequence[str] = (), keep_labels: bool = False,
+                 series: Sequence[str] = ()) -> Measurement:
     """Read a segmentation (and optionally its CT) and measure it."""
-    volume = load_segmentation(segmentation_path, image_path)
+    volume = load_segmentation(segmentation_path, image_path, series)
     return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels)
 
 
@@ -94,9 +100,9 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
 def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.PathLike,
                   baseline_image: str | os.PathLike | None = None, followup_image: str | os.PathLike | None = None,
                   exclude: Sequence[str] = (), liver: Sequence[str] = (), register: bool = True,
-                  registration_mode: str = RIGID) -> Comparison:
+                  registration_mode: str = RIGID, series: Sequence[str] = ()) -> Comparison:
     """Read both time points (and their CTs when given) and compare them (see :func:`compare_volumes`)."""
-    baseline, baseline_ct = load_time_point(baseline_path, baseline_image)
-    followup, followup_ct = load_time_point(followup_path, followup_image)
+    baseline, baseline_ct = load_time_point(baseline_path, baseline_image, series=series)
+    followup, followup_ct = load_time_point(followup_path, followup_image, series=series)
     return compare_volumes(baseline, followup, exclude=exclude, liver=liver, baseline_image=baseline_ct,
                            followup_image=followup_ct, register=register, registration_mode=registration_mode)

@@ -12,6 +12,8 @@ A manifest is a CSV file with one row per patient:
   not known) and ``disease_free_interval_months``, ``cea_ng_ml`` (a non-negative number, ``.`` or ``,`` as
   the decimal mark; empty: not known), optional: the clinical inputs of the Fong and GAME scores. Any other
   value is a manifest problem naming the line and the column. They are passed through to the results too.
+- ``dicom_series`` (optional): DICOM SeriesInstanceUIDs, separated by ``;``, for input folders holding several
+  series (as ``--series``).
 - any other column (clinical data) is passed through to the results unchanged.
 
 The manifest is checked before anything runs. Structural problems (missing columns, duplicate or empty
@@ -44,8 +46,9 @@ YES_NO_COLUMNS = ("node_positive_primary", "ras_mutated", "extrahepatic_disease"
 NUMBER_COLUMNS = ("disease_free_interval_months", "cea_ng_ml")
 CLINICAL_COLUMNS = ("node_positive_primary", "disease_free_interval_months", "cea_ng_ml", "ras_mutated",
                     "extrahepatic_disease")
+DICOM_SERIES = "dicom_series"  # SeriesInstanceUIDs ("; "-separated) to read from folders holding several series
 REQUIRED_COLUMNS = (PATIENT_ID, BASELINE_SEGMENTATION)
-KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS, *CLINICAL_COLUMNS)
+KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS, *CLINICAL_COLUMNS, DICOM_SERIES)
 PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTATION: "Follow-up segmentation",
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")

@@ -40,6 +40,7 @@ class PatientJob:
     read_image: Callable | None = None  # path -> ImageVolume; default io.read_image (only the header when
     #                                     the voxels are not needed)
     clinical: object | None = None  # prognosis.scores.ClinicalInputs of the Fong/GAME scores; None: all unknown
+    series: tuple[str, ...] = ()  # DICOM series UIDs chosen in folders holding several (manifest dicom_series)
 
 
 @dataclass
@@ -74,7 +75,8 @@ def _load_time_point(job: PatientJob, label: str, segmentation: str, image: str 
     from ..pipeline import load_time_point
 
     try:
-        return load_time_point(segmentation, image or None, need_image, job.read_segmentation, job.read_image)
+        return load_time_point(segmentation, image or None, need_image, job.read_segmentation, job.read_image,
+                               series=job.series)
     except InputError as error:
         raise InputError(f"{label}: {error}") from error
 

@@ -29,6 +29,7 @@ from .lock import locked_outputs
 from .manifest import (
     BASELINE_IMAGE,
     BASELINE_SEGMENTATION,
+    DICOM_SERIES,
     FOLLOWUP_IMAGE,
     FOLLOWUP_SEGMENTATION,
     Manifest,
@@ -162,7 +163,8 @@ def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLik
         jobs.append((entry, PatientJob(
             entry.patient_id, entry.paths[BASELINE_SEGMENTATION], entry.paths.get(FOLLOWUP_SEGMENTATION),
             entry.paths.get(BASELINE_IMAGE), entry.paths.get(FOLLOWUP_IMAGE), tuple(exclude), tuple(liver),
-            register, registration_mode, read_segmentation, read_image, entry.clinical_inputs())))
+            register, registration_mode, read_segmentation, read_image, entry.clinical_inputs(),
+            tuple(uid.strip() for uid in entry.cells.get(DICOM_SERIES, "").split(";") if uid.strip()))))
     total = len(manifest.entries)
     done = total - len(jobs)
     for path in (output, lesions_output):

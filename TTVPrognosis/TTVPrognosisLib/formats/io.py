@@ -1,9 +1,10 @@
 """Reading and writing segmentations and images outside Slicer.
 
 Supported segmentations: Slicer ``.seg.nrrd`` (layers, overlapping segments, names, tags; read with
-slicerio/pynrrd) and label images (``.nrrd``, ``.nii``, ``.nii.gz``, ``.mha``, ``.mhd``, a folder of DICOM
-slices), where each non-zero label value is one segment. Geometry is read as the file states it (LPS in
-ITK, NRRD and DICOM; NIfTI is converted by ITK) and kept as IJK-to-RAS.
+slicerio/pynrrd), label images (``.nrrd``, ``.nii``, ``.nii.gz``, ``.mha``, ``.mhd``, a folder of DICOM
+slices), where each non-zero label value is one segment, and DICOM SEG and RTSTRUCT files (``dicom_*.py``,
+``rtstruct.py``). Geometry is read as the file states it (LPS in ITK, NRRD and DICOM; NIfTI is converted by
+ITK) and kept as IJK-to-RAS. DICOM folders are read by :mod:`.dicom_series`, which checks every slice first.
 
 Reading never modifies a file; writing goes to a temporary file that replaces the target only when
 complete, so an interrupted write cannot destroy an existing result.
@@ -24,7 +25,8 @@ from ..formats.segments import LabelVolume, Segment
 from ..geometry import Geometry
 
 LABEL_IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
-SUPPORTED_TEXT = ".seg.nrrd, .nrrd, .nii, .nii.gz, .mha, .mhd or a folder of DICOM slices"
+SUPPORTED_TEXT = (".seg.nrrd, .nrrd, .nii, .nii.gz, .mha, .mhd, a folder of DICOM slices, or a DICOM SEG or "
+                  "RTSTRUCT file")
 # slicerio's fields that the reader turns into LabelVolume/Segment attributes, or that describe the voxels
 # as stored; the others are kept as they are and written back (``file_fields``).
 SEGMENT_FIELDS_USED = {"id", "name", "layer", "labelValue", "tags", "status", "extent"}
@@ -70,19 +72,39 @@ def is_slicer_segmentation_file(path: str | os.PathLike) -> bool:
     return any(key.startswith("Segment0_") for key in header)
 
 
-def read_segmentation(path: str | os.PathLike) -> LabelVolume:
-    """Read a Slicer segmentation or a label image; see the module docstring for formats."""
+def _is_dicom(file_path: Path) -> bool:
+    from .dicom_input import is_dicom_file
+
+    return file_path.is_dir() or is_dicom_file(file_path)
+
+
+def read_segmentation(path: str | os.PathLike, reference_image: str | os.PathLike | None = None,
+                      series: Sequence[str] = ()) -> LabelVolume:
+    """Read a Slicer segmentation, a label image, or DICOM (label series, SEG, RTSTRUCT); see the module
+    docstring. ``reference_image`` is the CT an RTSTRUCT is rasterised on; ``series`` chooses among the DICOM
+    series of a folder holding several."""
     file_path = _existing_path(path)
-    if file_path.is_dir() or _has_suffix(file_path, LABEL_IMAGE_SUFFIXES):
-        if not file_path.is_dir() and is_slicer_segmentation_file(file_path):
+    if _is_dicom(file_path):
+        from .dicom_input import read_dicom_segmentation
+
+        reference = _existing_path(reference_image) if reference_image is not None else None
+        return read_dicom_segmentation(file_path, reference, series, _read_label_image)
+    if _has_suffix(file_path, LABEL_IMAGE_SUFFIXES):
+        if is_slicer_segmentation_file(file_path):
             return _read_slicer_segmentation(file_path)
         return _read_label_image(file_path)
     raise InputError(f"'{file_path.name}' is not a supported segmentation format. Use {SUPPORTED_TEXT}.")
 
 
-def read_image(path: str | os.PathLike) -> ImageVolume:
-    """Read a scalar image such as a CT (any format ITK reads, or a folder of DICOM slices)."""
+def read_image(path: str | os.PathLike, series: Sequence[str] = ()) -> ImageVolume:
+    """Read a scalar image such as a CT (any format ITK reads, or a DICOM series: a folder or one of its
+    files; ``series`` chooses among several in one folder)."""
     file_path = _existing_path(path)
+    if _is_dicom(file_path):
+        from .dicom_input import read_dicom_image
+
+        voxels, geometry, _ = read_dicom_image(file_path, series)
+        return ImageVolume(voxels, geometry, str(file_path))
     image = _read_itk_image(file_path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"'{file_path.name}' has {image.GetNumberOfComponentsPerPixel()} values per voxel "
@@ -114,20 +136,22 @@ def _read_itk_image(file_path: Path):
     import SimpleITK as sitk
 
     try:
-        image = _read_dicom_series(file_path) if file_path.is_dir() else sitk.ReadImage(str(file_path))
+        image = sitk.ReadImage(str(file_path))
     except RuntimeError as error:
         raise _unreadable(file_path, error) from error
     _require_3d(file_path, image.GetDimension())
     return image
 
 
-def read_image_geometry(path: str | os.PathLike) -> Geometry:
-    """Grid of a CT from its file header only (no voxels are read); a DICOM folder is read as a series."""
+def read_image_geometry(path: str | os.PathLike, series: Sequence[str] = ()) -> Geometry:
+    """Grid of a CT from its file header only (no voxels are read; a DICOM series from its slices' headers)."""
     import SimpleITK as sitk
 
     file_path = _existing_path(path)
-    if file_path.is_dir():
-        return read_image(file_path).geometry
+    if _is_dicom(file_path):
+        from .dicom_input import read_dicom_geometry
+
+        return read_dicom_geometry(file_path, series)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(file_path))
     try:
@@ -139,25 +163,6 @@ def read_image_geometry(path: str | os.PathLike) -> Geometry:
         raise InputError(f"'{file_path.name}' has {reader.GetNumberOfComponents()} values per voxel (a colour or "
                          f"vector image); a CT with one value per voxel is needed.")
     return geometry_from_itk(reader)
-
-
-def _read_dicom_series(folder: Path):
-    import SimpleITK as sitk
-
-    showing = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's "No Series were found": our message says it
-    try:
-        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(showing)
-    if not series_ids:
-        raise InputError(f"The folder '{folder}' holds no DICOM series.")
-    if len(series_ids) > 1:
-        raise InputError(f"The folder '{folder}' holds {len(series_ids)} DICOM series; point to a folder "
-                         f"with exactly one.")
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0]))
-    return reader.Execute()
 
 
 def _label_array(voxels: np.ndarray, source: str) -> tuple[np.ndarray, list[str]]:
@@ -183,21 +188,29 @@ def _label_array(voxels: np.ndarray, source: str) -> tuple[np.ndarray, list[str]
     return voxels, warnings
 
 
-def _read_label_image(file_path: Path) -> LabelVolume:
+def _read_label_image(file_path: Path, series: Sequence[str] = ()) -> LabelVolume:
+    """A label image file, or a DICOM label series (a folder; ``series`` chooses among several)."""
     import SimpleITK as sitk
 
-    image = _read_itk_image(file_path)
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"'{file_path.name}' has {image.GetNumberOfComponentsPerPixel()} values per voxel "
-                         f"(a vector or colour image), not one label per voxel.")
-    voxels, warnings = _label_array(sitk.GetArrayFromImage(image), str(file_path))
+    if file_path.is_dir():
+        from .dicom_series import read_series
+
+        voxels, geometry, notes = read_series(file_path, series)
+    else:
+        image = _read_itk_image(file_path)
+        if image.GetNumberOfComponentsPerPixel() != 1:
+            raise InputError(f"'{file_path.name}' has {image.GetNumberOfComponentsPerPixel()} values per voxel "
+                             f"(a vector or colour image), not one label per voxel.")
+        voxels, geometry, notes = sitk.GetArrayFromImage(image), geometry_from_itk(image), []
+    voxels, warnings = _label_array(voxels, str(file_path))
+    warnings = notes + warnings
     present = np.flatnonzero(np.bincount(voxels[voxels != 0].ravel())) if voxels.any() else np.array([], int)
     if len(present) > MAX_LABEL_VALUES:
         raise InputError(f"'{file_path.name}' has {len(present)} different values, so it looks like an "
                          f"intensity image, not a segmentation.")
     segments = [Segment(segment_id=str(value), name=f"Label {value}", layer=0, label_value=int(value))
                 for value in present]
-    return LabelVolume([voxels], geometry_from_itk(image), segments, str(file_path), warnings)
+    return LabelVolume([voxels], geometry, segments, str(file_path), warnings)
 
 
 def _read_slicer_segmentation(file_path: Path) -> LabelVolume:

@@ -145,7 +145,16 @@ class PanelLogic:
 
 
 def read_segmentation_with_slicer(path):
-    """A segmentation file read by Slicer's own reader (the batch's reader inside Slicer) as a LabelVolume."""
+    """A segmentation file read by Slicer's own reader (the batch's reader inside Slicer) as a LabelVolume;
+    DICOM (series folders, SEG, RTSTRUCT), which Slicer reads only through its DICOM database, by this
+    package's checked readers (pydicom is bundled with Slicer)."""
+    from pathlib import Path
+
+    from ..formats.dicom_input import is_dicom_file
+    from ..formats.io import read_segmentation
+
+    if Path(path).is_dir() or is_dicom_file(Path(path)):
+        return read_segmentation(path)
     try:
         node = slicer.util.loadSegmentation(str(path))
     except Exception as error:

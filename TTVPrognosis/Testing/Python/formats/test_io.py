@@ -151,6 +151,7 @@ def test_dicom_folder_of_mask_slices(tmp_path, geometry, lesion_labels):
         slice_image = image[:, :, index]
         position = image.TransformIndexToPhysicalPoint((0, 0, index))
         slice_image.SetMetaData("0020|0032", "\\".join(f"{value:.4f}" for value in position))
+        slice_image.SetMetaData("0020|0037", "1\\0\\0\\0\\1\\0")  # without it a slice has no place (refused)
         slice_image.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1")
         slice_image.SetMetaData("0020|0013", str(index))
         writer.SetFileName(str(folder / f"slice{index:03d}.dcm"))
