@@ -8,6 +8,10 @@ A manifest is a CSV file with one row per patient:
 - ``patient_id`` (required, unique), ``baseline_segmentation`` (required), ``followup_segmentation``,
   ``baseline_image``, ``followup_image`` (optional): file paths; relative paths start from the manifest's
   folder. Column names are matched ignoring case, spaces and hyphens (``Patient ID`` is ``patient_id``).
+- ``exclude_segments``, ``liver_segments``, ``lesion_segments`` (optional): this patient's segment options,
+  names (or for lesions wildcard patterns) separated by ``;``, added to the run's ``--exclude-segment``,
+  ``--liver-segment`` and ``--lesion-segment``. A name a patient's files do not have is a warning in its row,
+  not a failure (many patients share the options).
 - any other column (clinical data) is passed through to the results unchanged.
 
 The manifest is checked before anything runs. Structural problems (missing columns, duplicate or empty
@@ -36,8 +40,10 @@ FOLLOWUP_SEGMENTATION = "followup_segmentation"
 BASELINE_IMAGE = "baseline_image"
 FOLLOWUP_IMAGE = "followup_image"
 PATH_COLUMNS = (BASELINE_SEGMENTATION, FOLLOWUP_SEGMENTATION, BASELINE_IMAGE, FOLLOWUP_IMAGE)
+# Per-patient segment options: column -> the option it adds to (names separated by ";").
+SEGMENT_COLUMNS = {"exclude_segments": "exclude", "liver_segments": "liver", "lesion_segments": "lesion"}
 REQUIRED_COLUMNS = (PATIENT_ID, BASELINE_SEGMENTATION)
-KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS)
+KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS, *SEGMENT_COLUMNS)
 PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTATION: "Follow-up segmentation",
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")
@@ -67,6 +73,16 @@ class PatientEntry:
     cells: dict[str, str]
     paths: dict[str, str]
     problems: list[str] = field(default_factory=list)
+
+    def segment_option(self, option: str) -> tuple[str, ...]:
+        """This patient's names for ``option`` ("exclude", "liver" or "lesion"), from its manifest cell."""
+        column = next(column for column, name in SEGMENT_COLUMNS.items() if name == option)
+        return split_names(self.cells.get(column, ""))
+
+
+def split_names(cell: str) -> tuple[str, ...]:
+    """Segment names of one manifest cell: separated by ";" (a name may hold commas and spaces)."""
+    return tuple(name.strip() for name in cell.split(";") if name.strip())
 
 
 @dataclass

@@ -16,7 +16,7 @@ from vtk.util import numpy_support
 
 from ..errors import InputError
 from ..formats.io import ImageVolume
-from ..formats.segments import ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment
+from ..formats.segments import ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment, require_patterns_match
 from ..geometry import Geometry, reference_grid_warnings
 from ..measure.volumetry import Measurement, measure
 
@@ -193,10 +193,12 @@ def time_point_from_nodes(segmentation_node, volume_node=None, read_voxels: bool
 
 
 def measure_segmentation_node(segmentation_node, reference_volume_node=None, exclude: Sequence[str] = (),
-                              liver: Sequence[str] = (), keep_labels: bool = False) -> Measurement:
+                              liver: Sequence[str] = (), keep_labels: bool = False,
+                              lesion: Sequence[str] = ()) -> Measurement:
     """Measure a segmentation node (any source representation); check it against its CT when given."""
     volume, _ = time_point_from_nodes(segmentation_node, reference_volume_node, read_voxels=False)
-    return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels)
+    require_patterns_match([volume], lesion, "Lesion segment")
+    return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels, lesion=lesion)
 
 
 def oriented_image_from_array(voxels: np.ndarray, geometry: Geometry):
