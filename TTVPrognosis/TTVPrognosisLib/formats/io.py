@@ -1,9 +1,10 @@
 """Reading and writing segmentations and images outside Slicer.
 
 Supported segmentations: Slicer ``.seg.nrrd`` (layers, overlapping segments, names, tags; read with
-slicerio/pynrrd) and label images (``.nrrd``, ``.nii``, ``.nii.gz``, ``.mha``, ``.mhd``, a folder of DICOM
-slices), where each non-zero label value is one segment. Geometry is read as the file states it (LPS in
-ITK, NRRD and DICOM; NIfTI is converted by ITK) and kept as IJK-to-RAS.
+slicerio/pynrrd), label images (``.nrrd``, ``.nii``, ``.nii.gz``, ``.mha``, ``.mhd``, a folder of DICOM
+slices), where each non-zero label value is one segment (named from TotalSegmentator's or nnU-Net's label
+names when present: ``conventions.py``), and folders of per-structure masks (``mask_folder.py``). Geometry
+is read as the file states it (LPS in ITK, NRRD and DICOM; NIfTI is converted by ITK) and kept as IJK-to-RAS.
 
 Reading never modifies a file; writing goes to a temporary file that replaces the target only when
 complete, so an interrupted write cannot destroy an existing result.
@@ -73,6 +74,11 @@ def is_slicer_segmentation_file(path: str | os.PathLike) -> bool:
 def read_segmentation(path: str | os.PathLike) -> LabelVolume:
     """Read a Slicer segmentation or a label image; see the module docstring for formats."""
     file_path = _existing_path(path)
+    if file_path.is_dir():
+        from .mask_folder import is_mask_folder, read_mask_folder  # several files for one time point
+
+        if is_mask_folder(file_path):
+            return read_mask_folder(file_path)
     if file_path.is_dir() or _has_suffix(file_path, LABEL_IMAGE_SUFFIXES):
         if not file_path.is_dir() and is_slicer_segmentation_file(file_path):
             return _read_slicer_segmentation(file_path)
@@ -195,9 +201,12 @@ def _read_label_image(file_path: Path) -> LabelVolume:
     if len(present) > MAX_LABEL_VALUES:
         raise InputError(f"'{file_path.name}' has {len(present)} different values, so it looks like an "
                          f"intensity image, not a segmentation.")
-    segments = [Segment(segment_id=str(value), name=f"Label {value}", layer=0, label_value=int(value))
-                for value in present]
-    return LabelVolume([voxels], geometry_from_itk(image), segments, str(file_path), warnings)
+    from .conventions import label_names  # names its maker wrote (TotalSegmentator, nnU-Net), else "Label N"
+
+    names, name_warnings = label_names(file_path, {int(value) for value in present})
+    segments = [Segment(segment_id=str(value), name=names.get(int(value), f"Label {value}"), layer=0,
+                        label_value=int(value)) for value in present]
+    return LabelVolume([voxels], geometry_from_itk(image), segments, str(file_path), warnings + name_warnings)
 
 
 def _read_slicer_segmentation(file_path: Path) -> LabelVolume:
