@@ -174,7 +174,7 @@ def test_totalsegmentator_label_table_without_names_is_not_guessed(tmp_path):
     try:
         import totalsegmentator  # noqa: F401
     except ImportError:
-        with pytest.raises(InputError, match="without names.*not installed"):
+        with pytest.raises(InputError, match=r"without names.*not installed"):
             read_segmentation(path.with_suffix(".nii.gz"))
     else:
         pytest.skip("totalsegmentator is installed here: its class map would be used")
