@@ -14,7 +14,15 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ..formats.io import ImageVolume
-from ..formats.segments import ROLE_LESION, ROLE_LIVER, VERIFIED_TAG, LabelVolume, Segment, with_roles
+from ..formats.segments import (
+    LESION_OPTION_REASON,
+    ROLE_LESION,
+    ROLE_LIVER,
+    VERIFIED_TAG,
+    LabelVolume,
+    Segment,
+    with_roles,
+)
 from ..geometry import Geometry, spacing_warnings
 from ..measure.components import connected_components
 from ..measure.diameters import lesion_diameters_mm
@@ -207,7 +215,8 @@ def total_tumor_volume_ml(volume: LabelVolume, exclude: Sequence[str] = (), live
             voxel_count = int(np.count_nonzero(np.isin(layer, sorted(lesion_values))))
     else:
         voxel_count = int(np.count_nonzero(volume.mask(lesion_segments)))
-    if voxel_count * volume.geometry.voxel_volume_ml > ORGAN_SIZED_ML:  # rare: find the organ-sized lesions
+    unconfirmed = [segment for segment in lesion_segments if segment.role_reason != LESION_OPTION_REASON]
+    if unconfirmed and voxel_count * volume.geometry.voxel_volume_ml > ORGAN_SIZED_ML:  # find organ-sized lesions
         scans = [_LayerScan.of(layer) for layer in volume.layers]
         _measure_lesions(volume, *_union_mask(volume, lesion_segments, scans), [], sizes_only=True)
     return voxel_count * volume.geometry.voxel_volume_ml
