@@ -97,9 +97,11 @@ def read_mask_folder(folder: Path) -> LabelVolume:
         voxels = structure.layers[0]
         values = {segment.label_value for segment in structure.segments}
         if values and values not in INSIDE_VALUE_SETS and len(values) > 1:
-            raise InputError(f"'{path}' in the mask folder '{folder}' holds the label values "
-                             f"{', '.join(map(str, sorted(values)))}: several structures, not one mask (inside is "
-                             f"1 or 255). Give that file on its own, or split it into one mask per structure.")
+            shown = ", ".join(map(str, sorted(values)[:8])) + (f" ... ({len(values)} values)" if len(values) > 8
+                                                               else "")
+            raise InputError(f"'{path}' in the mask folder '{folder}' holds the label values {shown}: several "
+                             f"structures (or an image), not one mask (inside is 1 or 255). Give that file on its own, "
+                             f"or split it into one mask per structure.")
         if geometry is None:
             geometry, first_source = structure.geometry, path
         elif structure.geometry.shape_kji != geometry.shape_kji or not np.allclose(

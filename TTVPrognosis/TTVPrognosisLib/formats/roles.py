@@ -1,7 +1,7 @@
 """What a segment is, from its name or its coded property: liver, lesion, or something that is never a lesion.
 
 A liver (or any other organ) must never be counted as tumour because of its name's spelling: "Liver mask",
-"Leber", "Foie", "Hígado", "segment IVa" and "portal vein" are all recognised here. The rules, in order:
+"Leber", "Foie", "Higado" (with or without its accent), "segment IVa" and "portal vein" are all recognised here. The rules, in order:
 
 1. Words that mean "not a metastasis" although they look like one: resection sites ("metastasectomie"),
    negations ("non-tumour liver"), then lesion words with an organ other than the liver ("lung nodules",
@@ -93,8 +93,8 @@ class RoleHint:
 
 
 def normalised_name(name: str) -> str:
-    """Lower case, accents removed, words and numbers separated by single spaces ("Hígado_4a" -> "higado 4 a")."""
-    text = unicodedata.normalize("NFKD", name.replace("ß", "ss"))
+    """Lower case, accents removed, words and numbers separated by single spaces ("Higado_4a" -> "higado 4 a")."""
+    text = unicodedata.normalize("NFKD", name.replace("\u00df", "ss"))
     text = "".join(char for char in text if not unicodedata.combining(char))
     text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text).lower()  # camelCase: "PortalVein" -> "portal vein"
     text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", text)
