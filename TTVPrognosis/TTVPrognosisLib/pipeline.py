@@ -18,7 +18,8 @@ from .formats.segments import (
     require_segments_named,
 )
 from .geometry import reference_grid_warnings
-from .measure.volumetry import Measurement, liver_union, measure
+from .measure.role_checks import plain_label_map_of_lits_values, read_as_lits
+from .measure.volumetry import Measurement, checked_roles, liver_union, measure
 from .response.comparison import Comparison, compare
 from .response.registration import RIGID, register_followup
 
@@ -108,6 +109,8 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
     """
     name_warnings = segment_options_found([baseline, followup], exclude, liver, lesion, strict=strict_names)
     roles = [(names_matching(volume, exclude), names_matching(volume, liver)) for volume in (baseline, followup)]
+    roles, convention_warnings = _same_label_map_convention((baseline, followup), roles, lesion)
+    name_warnings += convention_warnings
     measurements = [measure(volume, exclude=excluded, liver=livers, keep_labels=True, keep_liver_mask=register,
                             lesion=lesion)
                     for volume, (excluded, livers) in zip((baseline, followup), roles)]
@@ -122,6 +125,29 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
         if not keep_labels:
             measurement.lesion_labels = None
     return comparison
+
+
+def _same_label_map_convention(volumes: Sequence[LabelVolume], roles: list[tuple[list[str], list[str]]],
+                               lesion: Sequence[str]) -> tuple[list[tuple[list[str], list[str]]], list[str]]:
+    """When one time point is a LiTS-convention label map (1 = liver, 2 = tumour), read the other the same way
+    if it is a plain label map of those values too: a follow-up holding only the liver (label 1) after a
+    complete response is then TTV 0, not a 700 mL "lesion"."""
+    if lesion:
+        return roles, []
+    checked = [checked_roles(volume, exclude=excluded, liver=livers)[0]
+               for volume, (excluded, livers) in zip(volumes, roles)]
+    if not any(read_as_lits(volume) for volume in checked):
+        return roles, []
+    updated, warnings = [], []
+    for volume, checked_volume, (excluded, livers) in zip(volumes, checked, roles):
+        label_one = any(segment.label_value == 1 for segment in volume.segments)
+        if not read_as_lits(checked_volume) and plain_label_map_of_lits_values(volume) and label_one \
+                and not excluded and not livers:
+            livers = ["1"]
+            warnings.append(f"{volume.source or 'A time point'}: label 1 is taken as the liver, as at the other time "
+                            f"point (LiTS / MSD / nnU-Net convention); say otherwise with --lesion-segment.")
+        updated.append((excluded, livers))
+    return updated, warnings
 
 
 def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.PathLike,

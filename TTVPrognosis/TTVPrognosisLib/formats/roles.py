@@ -1,7 +1,8 @@
 """What a segment is, from its name or its coded property: liver, lesion, or something that is never a lesion.
 
 A liver (or any other organ) must never be counted as tumour because of its name's spelling: "Liver mask",
-"Leber", "Foie", "Higado" (with or without its accent), "segment IVa" and "portal vein" are all recognised here. The rules, in order:
+"Leber", "Foie", "Higado" (with or without its accent), "segment IVa" and "portal vein" are all recognised
+here. The rules, in order:
 
 1. Words that mean "not a metastasis" although they look like one: resection sites ("metastasectomie"),
    negations ("non-tumour liver"), then lesion words with an organ other than the liver ("lung nodules",

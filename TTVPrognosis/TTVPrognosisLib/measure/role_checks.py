@@ -33,6 +33,7 @@ ENCLOSED_SHARE = 0.5
 # volume. Adult livers are rarely below 0.8 L.
 LIVER_MIN_ML = 600.0
 DEFAULT_LABEL_NAME = "Label {}"
+LITS_LIVER_REASON = "label 1 of a liver/tumour label map (LiTS convention)"
 
 Region = tuple[slice, slice, slice]
 
@@ -131,7 +132,7 @@ def apply_label_map_convention(volume: LabelVolume) -> list[str]:
     seen = f"label 1 ({organ_ml:.0f} mL) " + (f"encloses label 2 ({share:.0%})" if share >= ENCLOSED_SHARE
                                               else "is organ-sized")
     if organ_ml >= LIVER_MIN_ML:
-        organ.role, organ.role_reason = ROLE_LIVER, "label 1 of a liver/tumour label map (LiTS convention)"
+        organ.role, organ.role_reason = ROLE_LIVER, LITS_LIVER_REASON
         what = "label 1 is taken as the liver and label 2 as the tumour"
     else:
         organ.role, organ.role_reason = ROLE_OTHER, "label 1 of an organ/tumour label map"
@@ -141,3 +142,17 @@ def apply_label_map_convention(volume: LabelVolume) -> list[str]:
     return [f"{volume.source or 'The label map'} holds the values 1 and 2 and {seen}: read as the LiTS / MSD / "
             f"nnU-Net convention (1 = organ, 2 = tumour); {what}. If that is wrong, say what the labels are: "
             f"--liver-segment 1, --exclude-segment 1, or --lesion-segment 1 --lesion-segment 2."]
+
+
+def read_as_lits(volume: LabelVolume) -> bool:
+    """True when ``volume`` (roles assigned) was read as the LiTS convention, label 1 being the liver."""
+    return any(segment.role_reason == LITS_LIVER_REASON for segment in volume.segments)
+
+
+def plain_label_map_of_lits_values(volume: LabelVolume) -> bool:
+    """A plain label map (one layer, unnamed labels) holding no values but 1 and 2: at another time point of
+    the same patient it follows the convention that time point was read with (a follow-up after a complete
+    response holds only the liver, label 1, and would otherwise be one organ-sized "lesion")."""
+    return len(volume.layers) == 1 and bool(volume.segments) and all(
+        segment.label_value in (1, 2) and segment.name == DEFAULT_LABEL_NAME.format(segment.label_value)
+        for segment in volume.segments)

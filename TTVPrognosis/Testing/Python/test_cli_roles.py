@@ -116,3 +116,23 @@ def test_batch_per_patient_segment_options(tmp_path, capsys):
         assert float(by_patient[patient_id]["baseline_ttv_ml"]) == pytest.approx(truth, rel=1e-6)
     assert "'Ghost'" in by_patient["P1"]["baseline_warnings"]
     assert by_patient["P1"]["exclude_segments"] == "Segment_99; Ghost"  # passed through as given
+
+
+def test_lits_followup_with_only_the_liver_is_a_complete_response(tmp_path, capsys):
+    """Baseline read as the LiTS convention; the follow-up holds only label 1 (the liver, 700 mL, below the
+    organ-size limit): it follows the baseline's convention, so its TTV is 0, not 700 mL."""
+    _, volume = demo_time_point(False)
+    liver, lesions = volume.layers[0] > 0, volume.layers[1] > 0
+    baseline, followup = tmp_path / "baseline.nii.gz", tmp_path / "followup.nii.gz"
+    write_image(np.where(lesions, 2, np.where(liver, 1, 0)).astype(np.uint8), volume.geometry, baseline)
+    write_image(liver.astype(np.uint8), volume.geometry, followup)
+    code = main(["compare", str(baseline), str(followup), "--json", "--no-registration"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    document = json.loads(captured.out)
+    assert document["baseline"]["ttv_ml"] == pytest.approx(np.count_nonzero(lesions) * volume.geometry.voxel_volume_ml,
+                                                           rel=1e-6)
+    assert document["followup"]["ttv_ml"] == 0.0
+    assert document["followup"]["liver_volume_ml"] == pytest.approx(
+        np.count_nonzero(liver) * volume.geometry.voxel_volume_ml, rel=1e-6)
+    assert document["recist"]["response"] == "CR"
