@@ -209,3 +209,36 @@ def test_region_based_dataset_json_is_not_used(tmp_path):
     result = measure(read_segmentation(path))
     assert all(segment.name.startswith("Label ") for segment in result.segments)
     assert any("region-based" in warning for warning in result.warnings)
+
+
+@pytest.mark.parametrize("damage", ["bad size", "not xml", "cut header"])
+def test_damaged_label_tables_are_not_used_and_never_hang(tmp_path, damage):
+    """A header extension that is cut, sized wrongly or not a label table gives no names (the reader then
+    treats the file as an unnamed label map); it never loops or crashes."""
+    path, _, _ = multilabel(tmp_path)
+    with_label_table(path, {1: "spleen", 2: "liver_tumor", 5: "liver", 64: "portal_vein_and_splenic_vein"})
+    gz = path.with_suffix(".nii.gz")
+    data = bytearray(gzip.decompress(gz.read_bytes()))
+    if damage == "bad size":
+        data[352:356] = struct.pack("<i", 7)  # smaller than its own 8-byte head
+    elif damage == "not xml":
+        data[360:380] = b"<LabelTable <<<<<<<<"
+    else:
+        data[108:112] = struct.pack("<f", 1e12)  # data offset far beyond the file
+    gz.write_bytes(gzip.compress(bytes(data)))
+    from TTVPrognosisLib.formats.conventions import label_names
+
+    names, _ = label_names(gz, {1, 2, 5, 64})
+    assert names == {}
+
+
+def test_a_ct_in_a_mask_folder_is_refused_without_listing_every_value(tmp_path):
+    masks, geometry, _ = demo_masks()
+    folder = tmp_path / "with_ct"
+    folder.mkdir()
+    write_image(masks["liver"].astype(np.uint8), geometry, folder / "liver.nii.gz")
+    ct = np.random.default_rng(1).integers(0, 2000, size=geometry.shape_kji).astype(np.int16)
+    write_image(ct, geometry, folder / "ct.nii.gz")
+    with pytest.raises(InputError) as refused:
+        read_segmentation(folder)
+    assert "ct.nii.gz" in str(refused.value) and len(str(refused.value)) < 600
