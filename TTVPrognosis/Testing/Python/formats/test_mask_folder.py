@@ -242,3 +242,31 @@ def test_a_ct_in_a_mask_folder_is_refused_without_listing_every_value(tmp_path):
     with pytest.raises(InputError) as refused:
         read_segmentation(folder)
     assert "ct.nii.gz" in str(refused.value) and len(str(refused.value)) < 600
+
+
+def test_label_table_without_names_uses_the_installed_class_map_only_when_it_settles_every_value(
+        tmp_path, monkeypatch):
+    """With TotalSegmentator importable, its class maps name the values when every task that fits agrees;
+    otherwise the file is refused. (A stand-in module holds two class maps as the package lays them out.)"""
+    import sys
+    import types
+
+    package = types.ModuleType("totalsegmentator")
+    class_maps = types.ModuleType("totalsegmentator.map_to_binary")
+    class_maps.class_map = {"total": {1: "spleen", 2: "kidney_right", 5: "liver", 64: "portal_vein_and_splenic_vein"},
+                            "liver_vessels": {1: "liver_vessels", 2: "liver_tumor"}}
+    monkeypatch.setitem(sys.modules, "totalsegmentator", package)
+    monkeypatch.setitem(sys.modules, "totalsegmentator.map_to_binary", class_maps)
+    path, _, _ = multilabel(tmp_path)  # values 1, 2, 5, 64: only "total" fits
+    with_label_table(path, {1: "L1", 2: "L2", 5: "L5", 64: "L64"})
+    volume = read_segmentation(path.with_suffix(".nii.gz"))
+    assert [segment.name for segment in volume.segments] == ["spleen", "kidney_right", "liver",
+                                                             "portal_vein_and_splenic_vein"]
+    assert any("installed TotalSegmentator (total)" in warning for warning in volume.warnings)
+    _, volume = demo_time_point(False)
+    two = tmp_path / "two.nii"
+    write_image(np.where(volume.layers[1] > 0, 2, np.where(volume.layers[0] > 0, 1, 0)).astype(np.uint8),
+                volume.geometry, two)
+    with_label_table(two, {1: "L1", 2: "L2"})  # values 1 and 2 fit both tasks, which disagree
+    with pytest.raises(InputError, match=r"do not settle them.*liver_vessels, total"):
+        read_segmentation(two.with_suffix(".nii.gz"))
