@@ -38,9 +38,10 @@ ROLES = (ROLE_LESION, ROLE_LIVER, ROLE_EXCLUDED, ROLE_OTHER)
 
 # Stems are matched inside the name's letters run together ("livertumor01" -> "livertumor"), so they are
 # long enough not to occur by chance; tokens are matched as whole words.
-LESION_STEMS = ("tumor", "tumour", "tumeur", "tumore", "metasta", "lesion", "lasion", "laesion",
-                "neoplas", "cancer", "carcinom", "karzinom", "malign", "crlm", "nodul", "knoten")
-LESION_TOKENS = {"met", "mets", "gtv", "hcc", "mass", "masse", "tu", "ca"}
+LESION_STEMS = ("tumor", "tumour", "tumeur", "tumore", "metasta", "lesion", "lasion", "laesion", "laesie",
+                "neoplas", "cancer", "carcinom", "karzinom", "malign", "crlm", "nodul", "knoten", "herd",
+                "raumforderung", "przerzut")
+LESION_TOKENS = {"met", "mets", "gtv", "hcc", "mass", "masse", "tu", "ca", "haard", "guz"}
 NOT_A_LESION_STEMS = ("ectom", "resect", "resekt")  # "metastasectomie" is where a metastasis was removed
 NEGATION = re.compile(r"\b(non|no|not|without|ohne|sans|sin|excl[a-z]*)\s*(tumou?r|lesion|metast|neoplas)")
 # Organs other than the liver: a lesion named after one is extrahepatic (not in the liver TTV).

@@ -17,7 +17,9 @@ LIVER_NAMES = ["Liver", "liver", "Liver mask", "liver_mask", "LiverMask", "Liver
                "liver_segment_5", "seg 8", "SVII", "Right lobe of liver"]
 LESION_NAMES = ["livertumor01", "livertumor1", "Liver lesion 3", "Tumour", "Metastasis 2", "Metastase",
                 "Lebermetastase", "Levermetastase", "Métastase hépatique", "CRLM 1", "Lesion_4", "liver_tumor",
-                "liver_lesions", "GTV", "met 3", "Nodule", "Tumor in segment 4a", "cancer", "HCC"]
+                "liver_lesions", "GTV", "met 3", "Nodule", "Tumor in segment 4a", "cancer", "HCC", "Leberherd 2",
+                "Leberrundherd", "Lésion hépatique", "metastasi epatica", "metástasis hepática", "levermetastase",
+                "lever laesie", "Tumour near the portal vein"]
 OTHER_NAMES = ["portalvein", "Portal vein", "hepatic vein", "Hepatic veins", "IVC", "inferior_vena_cava",
                "venoussystem", "venacava", "artery", "Hepatic artery", "aorta", "gallbladder", "Gallenblase",
                "spleen", "Milz", "leftkidney", "kidney_right", "bone", "skin", "Body", "leftlung", "lungs",
