@@ -226,3 +226,25 @@ def coded_property_of(file_fields: dict) -> tuple[Any, Any] | None:
         if isinstance(entry, dict) and entry.get("type") is not None:
             return entry.get("category"), entry.get("type")
     return None
+
+
+TERMINOLOGY_TAG = "TerminologyEntry"  # the tag under which Slicer keeps a segment's terminology
+
+
+def terminology_from_entry(text: str) -> dict | None:
+    """Slicer's terminology tag text ("context~SCT^85756007^Tissue~SCT^85756007^Tissue~..."), as the dict slicerio
+    reads from ``.seg.nrrd`` files (``contextName``, ``category``, ``type``... as [scheme, value, meaning]); None
+    when it holds no type code."""
+    parts = (text or "").split("~")
+    if len(parts) < 3 or not parts[2].strip("^ "):
+        return None
+    keys = ("contextName", "category", "type", "typeModifier", "anatomicContextName", "anatomicRegion",
+            "anatomicRegionModifier")
+    entry: dict = {}
+    for key, part in zip(keys, parts):
+        if key.endswith("Name"):
+            if part:
+                entry[key] = part
+        elif part.strip("^ ") or key in ("category", "type"):
+            entry[key] = part.split("^")
+    return entry

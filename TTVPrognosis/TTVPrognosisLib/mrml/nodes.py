@@ -16,6 +16,7 @@ from vtk.util import numpy_support
 
 from ..errors import InputError
 from ..formats.io import ImageVolume
+from ..formats.roles import TERMINOLOGY_TAG, terminology_from_entry
 from ..formats.segments import ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment, require_patterns_match
 from ..geometry import Geometry, reference_grid_warnings
 from ..measure.volumetry import Measurement, measure
@@ -150,7 +151,16 @@ def label_volume_from_segmentation_node(segmentation_node, reference_volume_node
 def _segment_from_vtk(segmentation, segment_id: str) -> Segment:
     segment = segmentation.GetSegment(segment_id)
     return Segment(segment_id, segment.GetName(), segmentation.GetLayerIndex(segment_id), segment.GetLabelValue(),
-                   _segment_tags(segment))
+                   _segment_tags(segment), file_fields=_terminology_fields(segment))
+
+
+def _terminology_fields(segment) -> dict:
+    """The segment's terminology (its coded category and type), as the file reader holds it: roles use it."""
+    value = vtk.reference("")
+    if not segment.GetTag(TERMINOLOGY_TAG, value):
+        return {}
+    entry = terminology_from_entry(str(value))
+    return {"terminology": entry} if entry else {}
 
 
 def _empty_label_volume(segmentation_node, segmentation, segment_ids: list[str], reference_volume_node,
