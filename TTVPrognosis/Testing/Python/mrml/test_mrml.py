@@ -165,4 +165,5 @@ def test_slicer_terminology_of_a_segment_node_decides_its_role(scene, demo_basel
         segment.SetTag("TerminologyEntry", liver if segment.GetName() == "Segment_1" else tissue)
     result = mrml.measure_segmentation_node(node)
     assert result.ttv_ml == pytest.approx(measure(volume).ttv_ml)
-    assert [segment.role for segment in result.segments][0] == "liver"
+    roles = {segment.name: segment.role for segment in result.segments}
+    assert roles["Segment_1"] == "liver" and roles["Lesion 1"] == "lesion"
