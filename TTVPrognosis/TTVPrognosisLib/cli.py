@@ -40,6 +40,9 @@ def _add_segment_role_options(parser: argparse.ArgumentParser) -> None:
                         help="leave this segment out (name, ID or label value); repeat for several")
     parser.add_argument("--liver-segment", action="append", default=[], metavar="NAME",
                         help="treat this segment as liver, not lesion (liver-named segments are by default)")
+    parser.add_argument("--lesion-segment", action="append", default=[], metavar="NAME",
+                        help="count only the segments named so as lesions (name, ID, label value or a wildcard "
+                             "pattern such as 'Tumour*'; case is ignored); repeat for several")
 
 
 def _add_clinical_options(parser: argparse.ArgumentParser) -> None:
@@ -211,7 +214,7 @@ def _run_measure(args: argparse.Namespace) -> int:
     from .report.text import format_measurement
 
     result = measure_file(args.segmentation, args.image, exclude=args.exclude_segment, liver=args.liver_segment,
-                          series=args.series)
+                          series=args.series, lesion=args.lesion_segment)
     _print_warnings(result.warnings)
     _emit(result.to_dict(), format_measurement(result), args.json)
     return 0
@@ -225,7 +228,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     comparison = compare_files(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                exclude=args.exclude_segment, liver=args.liver_segment,
                                register=not args.no_registration, registration_mode=args.registration,
-                               series=args.series)
+                               series=args.series, lesion=args.lesion_segment)
     _print_warnings(comparison.baseline.warnings + comparison.followup.warnings + comparison.warnings)
     document = comparison_document(comparison, clinical=_clinical_inputs(args))
     _emit(document, f"{format_comparison(comparison)}\n\n{format_prognosis(document['prognosis'])}\n\n"
@@ -389,6 +392,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         result = run_cohort(manifest, args.output, args.lesions_output, workers=args.workers, executor=client,
                             resume=args.resume, retry_failed=args.retry_failed, overwrite=args.overwrite,
                             progress=progress, exclude=args.exclude_segment, liver=args.liver_segment,
+                            lesion=args.lesion_segment,
                             register=not args.no_registration, registration_mode=args.registration,
                             excel=args.excel, patient_timeout=args.patient_timeout or None)
     except KeyboardInterrupt:

@@ -10,9 +10,16 @@ import os
 from collections.abc import Callable, Sequence
 
 from .formats.io import ImageVolume, read_image, read_image_geometry, read_segmentation
-from .formats.segments import LabelVolume, names_matching, require_segments_named
+from .formats.segments import (
+    LabelVolume,
+    names_matching,
+    patterns_matching,
+    require_patterns_match,
+    require_segments_named,
+)
 from .geometry import reference_grid_warnings
-from .measure.volumetry import Measurement, liver_union, measure
+from .measure.role_checks import plain_label_map_of_lits_values, read_as_lits
+from .measure.volumetry import Measurement, checked_roles, liver_union, measure
 from .response.comparison import Comparison, compare
 from .response.registration import RIGID, register_followup
 
@@ -51,45 +58,73 @@ def load_time_point(segmentation_path: str | os.PathLike, image_path: str | os.P
     return volume, (image if need_image else None)
 
 
-def liver_mask(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> ImageVolume | None:
+def liver_mask(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+               lesion: Sequence[str] = ()) -> ImageVolume | None:
     """Union of the liver segments as a boolean image; None without any (or when they are empty).
 
     The image is the segmentation's grid cropped to the liver's bounding box (its geometry says where), so
     a whole-abdomen grid is scanned once and never copied whole.
     """
-    kept = liver_union(volume, exclude=exclude, liver=liver)
+    kept = liver_union(volume, exclude=exclude, liver=liver, lesion=lesion)
     return None if kept is None else kept.as_image(volume.source)
 
 
 def measure_file(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
                  exclude: Sequence[str] = (), liver: Sequence[str] = (), keep_labels: bool = False,
-                 series: Sequence[str] = ()) -> Measurement:
-    """Read a segmentation (and optionally its CT) and measure it."""
+                 series: Sequence[str] = (), lesion: Sequence[str] = ()) -> Measurement:
+    """Read a segmentation (and optionally its CT) and measure it; ``lesion`` names (or wildcard patterns) the
+    lesion segments, each of which must match a segment."""
     volume = load_segmentation(segmentation_path, image_path, series)
-    return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels)
+    require_patterns_match([volume], lesion, "--lesion-segment")
+    return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels, lesion=lesion)
+
+
+def segment_options_found(volumes: Sequence[LabelVolume], exclude: Sequence[str], liver: Sequence[str],
+                          lesion: Sequence[str], strict: bool = True) -> list[str]:
+    """Check the segment options against the time points: with ``strict``, a name (or pattern) that matches no
+    segment of any of ``volumes`` is an error (a typo must not change the TTV); otherwise (a cohort, where
+    the options are shared by many patients) it is a warning, returned."""
+    if strict:
+        require_segments_named(volumes, exclude, "--exclude-segment")
+        require_segments_named(volumes, liver, "--liver-segment")
+        require_patterns_match(volumes, lesion, "--lesion-segment")
+        return []
+    warnings = []
+    for names, option, matching in ((exclude, "excluded", names_matching), (liver, "liver", names_matching),
+                                    (lesion, "lesion", patterns_matching)):
+        missing = [name for name in names if not any(matching(volume, [name]) for volume in volumes)]
+        if missing:
+            warnings.append(f"No segment matches the {option} segment name(s) {', '.join(repr(n) for n in missing)}; "
+                            f"nothing was {'left out' if option == 'excluded' else 'taken as ' + option} for it.")
+    return warnings
 
 
 def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Sequence[str] = (),
                     liver: Sequence[str] = (), keep_labels: bool = False, baseline_image: ImageVolume | None = None,
                     followup_image: ImageVolume | None = None, register: bool = True,
-                    registration_mode: str = RIGID) -> Comparison:
+                    registration_mode: str = RIGID, lesion: Sequence[str] = (),
+                    strict_names: bool = True) -> Comparison:
     """Measure both time points, register the follow-up to the baseline, match lesions, and compare.
 
-    A segment named in ``exclude``/``liver`` may be missing at one time point (a lesion that disappeared)
-    but must exist at one of them. Registration uses the CTs when both are given (helped by the liver
+    A segment named in ``exclude``/``liver``/``lesion`` may be missing at one time point (a lesion that
+    disappeared) but must exist at one of them (``strict_names=False``: else a warning, as in a cohort).
+    Registration uses the CTs when both are given (helped by the liver
     segments), else the liver segments of both time points, else none (with a warning); ``register=False``
     takes the scans as already aligned. ``keep_labels`` keeps the lesion label maps in the measurements.
     """
-    require_segments_named([baseline, followup], exclude, "--exclude-segment")
-    require_segments_named([baseline, followup], liver, "--liver-segment")
+    name_warnings = segment_options_found([baseline, followup], exclude, liver, lesion, strict=strict_names)
     roles = [(names_matching(volume, exclude), names_matching(volume, liver)) for volume in (baseline, followup)]
-    measurements = [measure(volume, exclude=excluded, liver=livers, keep_labels=True, keep_liver_mask=register)
+    roles, convention_warnings = _same_label_map_convention((baseline, followup), roles, lesion)
+    name_warnings += convention_warnings
+    measurements = [measure(volume, exclude=excluded, liver=livers, keep_labels=True, keep_liver_mask=register,
+                            lesion=lesion)
                     for volume, (excluded, livers) in zip((baseline, followup), roles)]
     livers = [measurement.liver_mask.as_image(measurement.source) if measurement.liver_mask is not None else None
               for measurement in measurements]
     registration = register_followup(baseline_image, followup_image, livers[0], livers[1], mode=registration_mode,
                                      enabled=register)
     comparison = compare(*measurements, registration=registration)
+    comparison.warnings[:0] = name_warnings
     for measurement in measurements:
         measurement.liver_mask = None
         if not keep_labels:
@@ -97,12 +132,36 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
     return comparison
 
 
+def _same_label_map_convention(volumes: Sequence[LabelVolume], roles: list[tuple[list[str], list[str]]],
+                               lesion: Sequence[str]) -> tuple[list[tuple[list[str], list[str]]], list[str]]:
+    """When one time point is a LiTS-convention label map (1 = liver, 2 = tumour), read the other the same way
+    if it is a plain label map of those values too: a follow-up holding only the liver (label 1) after a
+    complete response is then TTV 0, not a 700 mL "lesion"."""
+    if lesion:
+        return roles, []
+    checked = [checked_roles(volume, exclude=excluded, liver=livers)[0]
+               for volume, (excluded, livers) in zip(volumes, roles)]
+    if not any(read_as_lits(volume) for volume in checked):
+        return roles, []
+    updated, warnings = [], []
+    for volume, checked_volume, (excluded, livers) in zip(volumes, checked, roles):
+        label_one = any(segment.label_value == 1 for segment in volume.segments)
+        if not read_as_lits(checked_volume) and plain_label_map_of_lits_values(volume) and label_one \
+                and not excluded and not livers:
+            livers = ["1"]
+            warnings.append(f"{volume.source or 'A time point'}: label 1 is taken as the liver, as at the other time "
+                            f"point (LiTS / MSD / nnU-Net convention); say otherwise with --lesion-segment.")
+        updated.append((excluded, livers))
+    return updated, warnings
+
+
 def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.PathLike,
                   baseline_image: str | os.PathLike | None = None, followup_image: str | os.PathLike | None = None,
                   exclude: Sequence[str] = (), liver: Sequence[str] = (), register: bool = True,
-                  registration_mode: str = RIGID, series: Sequence[str] = ()) -> Comparison:
+                  registration_mode: str = RIGID, series: Sequence[str] = (), lesion: Sequence[str] = ()) -> Comparison:
     """Read both time points (and their CTs when given) and compare them (see :func:`compare_volumes`)."""
     baseline, baseline_ct = load_time_point(baseline_path, baseline_image, series=series)
     followup, followup_ct = load_time_point(followup_path, followup_image, series=series)
     return compare_volumes(baseline, followup, exclude=exclude, liver=liver, baseline_image=baseline_ct,
-                           followup_image=followup_ct, register=register, registration_mode=registration_mode)
+                           followup_image=followup_ct, register=register, registration_mode=registration_mode,
+                           lesion=lesion)

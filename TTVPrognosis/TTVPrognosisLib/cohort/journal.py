@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..formats.io import _atomic_write
-from .manifest import CLINICAL_COLUMNS, PATH_COLUMNS, Manifest
+from .manifest import CLINICAL_COLUMNS, DICOM_SERIES, PATH_COLUMNS, SEGMENT_COLUMNS, Manifest
 from .outputs import _writing
 from .patient import _template
 from .tables import FIXED_COLUMNS, PATIENT_ID, STATUS, STATUS_FAILED, STATUS_OK, CohortTables, read_csv, read_table
@@ -67,14 +67,20 @@ def settings_path(output: Path) -> Path:
     return output.parent / f".{output.name}.settings.json"
 
 
-def run_settings(exclude: Sequence[str], liver: Sequence[str], register: bool, registration_mode: str) -> dict:
-    """The options that change a patient's results, in a form that compares equal when they do the same."""
-    return {"exclude_segments": sorted(set(exclude)), "liver_segments": sorted(set(liver)),
-            "registration": registration_mode if register else "off"}
+def run_settings(exclude: Sequence[str], liver: Sequence[str], register: bool, registration_mode: str,
+                 lesion: Sequence[str] = ()) -> dict:
+    """The options that change a patient's results, in a form that compares equal when they do the same
+    (lesion patterns only when given, so runs recorded before the option existed still compare equal)."""
+    settings = {"exclude_segments": sorted(set(exclude)), "liver_segments": sorted(set(liver)),
+                "registration": registration_mode if register else "off"}
+    if lesion:
+        settings["lesion_segments"] = sorted(set(lesion))
+    return settings
 
 
 SETTING_LABELS = {"exclude_segments": "excluded segments (--exclude-segment)",
                   "liver_segments": "liver segments (--liver-segment)",
+                  "lesion_segments": "lesion segments (--lesion-segment)",
                   "registration": "registration (--registration / --no-registration)"}
 
 
@@ -189,8 +195,9 @@ def _resume(tables: CohortTables, manifest: Manifest, output: Path, lesions_outp
             continue  # its lesion rows are needed and were not kept: compute it again
         if row.get(STATUS) not in (STATUS_OK, STATUS_FAILED):
             continue
-        if any(row.get(column, "") != entry.cells.get(column, "") for column in (*PATH_COLUMNS, *CLINICAL_COLUMNS)):
-            continue  # the manifest now points to other files or gives other score inputs: compute it again
+        if any(row.get(column, "") != entry.cells.get(column, "")
+               for column in (*PATH_COLUMNS, *CLINICAL_COLUMNS, DICOM_SERIES, *SEGMENT_COLUMNS)):
+            continue  # other files, score inputs, series or segment options in the manifest: compute it again
         results = {key: value for key, value in row.items() if key not in old_manifest_columns}
         tables.add(patient_id, {**results, **entry.cells}, lesions_by_patient.get(patient_id, []))
         finished.add(patient_id)

@@ -14,6 +14,10 @@ A manifest is a CSV file with one row per patient:
   value is a manifest problem naming the line and the column. They are passed through to the results too.
 - ``dicom_series`` (optional): DICOM SeriesInstanceUIDs, separated by ``;``, for input folders holding several
   series (as ``--series``).
+- ``exclude_segments``, ``liver_segments``, ``lesion_segments`` (optional): this patient's segment options,
+  names (or for lesions wildcard patterns) separated by ``;``, added to the run's ``--exclude-segment``,
+  ``--liver-segment`` and ``--lesion-segment``. A name a patient's files do not have is a warning in its row,
+  not a failure (many patients share the options).
 - any other column (clinical data) is passed through to the results unchanged.
 
 The manifest is checked before anything runs. Structural problems (missing columns, duplicate or empty
@@ -47,8 +51,10 @@ NUMBER_COLUMNS = ("disease_free_interval_months", "cea_ng_ml")
 CLINICAL_COLUMNS = ("node_positive_primary", "disease_free_interval_months", "cea_ng_ml", "ras_mutated",
                     "extrahepatic_disease")
 DICOM_SERIES = "dicom_series"  # SeriesInstanceUIDs ("; "-separated) to read from folders holding several series
+# Per-patient segment options: column -> the option it adds to (names separated by ";").
+SEGMENT_COLUMNS = {"exclude_segments": "exclude", "liver_segments": "liver", "lesion_segments": "lesion"}
 REQUIRED_COLUMNS = (PATIENT_ID, BASELINE_SEGMENTATION)
-KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS, *CLINICAL_COLUMNS, DICOM_SERIES)
+KNOWN_COLUMNS = (PATIENT_ID, *PATH_COLUMNS, *CLINICAL_COLUMNS, DICOM_SERIES, *SEGMENT_COLUMNS)
 PATH_LABELS = {BASELINE_SEGMENTATION: "Baseline segmentation", FOLLOWUP_SEGMENTATION: "Follow-up segmentation",
                BASELINE_IMAGE: "Baseline image", FOLLOWUP_IMAGE: "Follow-up image"}
 DELIMITERS = (",", ";", "\t")
@@ -88,6 +94,16 @@ class PatientEntry:
                               disease_free_interval_months=self.clinical.get("disease_free_interval_months"),
                               cea_ng_ml=self.clinical.get("cea_ng_ml"), kras_mutated=self.clinical.get("ras_mutated"),
                               extrahepatic_disease=self.clinical.get("extrahepatic_disease"))
+
+    def segment_option(self, option: str) -> tuple[str, ...]:
+        """This patient's names for ``option`` ("exclude", "liver" or "lesion"), from its manifest cell."""
+        column = next(column for column, name in SEGMENT_COLUMNS.items() if name == option)
+        return split_names(self.cells.get(column, ""))
+
+
+def split_names(cell: str) -> tuple[str, ...]:
+    """Segment names of one manifest cell: separated by ";" (a name may hold commas and spaces)."""
+    return tuple(name.strip() for name in cell.split(";") if name.strip())
 
 
 @dataclass

@@ -41,6 +41,7 @@ class PatientJob:
     #                                     the voxels are not needed)
     clinical: object | None = None  # prognosis.scores.ClinicalInputs of the Fong/GAME scores; None: all unknown
     series: tuple[str, ...] = ()  # DICOM series UIDs chosen in folders holding several (manifest dicom_series)
+    lesion: tuple[str, ...] = ()  # names or wildcard patterns of the lesion segments (--lesion-segment)
 
 
 @dataclass
@@ -86,9 +87,9 @@ def patient_document(job: PatientJob) -> dict:
 
     The same steps as ``ttvprognosis compare``: both CTs, when given, are read and used for registration.
     """
-    from ..formats.segments import names_matching, require_segments_named
+    from ..formats.segments import names_matching
     from ..measure.volumetry import measure
-    from ..pipeline import compare_volumes
+    from ..pipeline import compare_volumes, segment_options_found
     from ..prognosis.section import prognosis_section
     from ..report.documents import comparison_document, scores_section
 
@@ -97,10 +98,10 @@ def patient_document(job: PatientJob) -> dict:
     baseline, baseline_ct = _load_time_point(job, "Baseline", job.baseline_segmentation, job.baseline_image,
                                              both_images)
     if not with_followup:
-        require_segments_named([baseline], job.exclude, "--exclude-segment")
-        require_segments_named([baseline], job.liver, "--liver-segment")
+        name_warnings = segment_options_found([baseline], job.exclude, job.liver, job.lesion, strict=False)
         measurement = measure(baseline, exclude=names_matching(baseline, job.exclude),
-                              liver=names_matching(baseline, job.liver))
+                              liver=names_matching(baseline, job.liver), lesion=job.lesion)
+        measurement.warnings[:0] = name_warnings
         _require_baseline_lesions(measurement, job.baseline_segmentation)
         return {"baseline": measurement.to_dict(),
                 "prognosis": prognosis_section(measurement.ttv_ml, None, model=_survival_model()),
@@ -109,7 +110,7 @@ def patient_document(job: PatientJob) -> dict:
                                              both_images)
     comparison = compare_volumes(baseline, followup, exclude=job.exclude, liver=job.liver, baseline_image=baseline_ct,
                                  followup_image=followup_ct, register=job.register,
-                                 registration_mode=job.registration_mode)
+                                 registration_mode=job.registration_mode, lesion=job.lesion, strict_names=False)
     _require_baseline_lesions(comparison.baseline, job.baseline_segmentation)
     return comparison_document(comparison, model=_survival_model(), clinical=job.clinical)
 
@@ -122,7 +123,7 @@ def _require_baseline_lesions(measurement, path: str) -> None:
             else f"has lesion segments ({', '.join(lesion_segments)}) but none holds a voxel")
     raise InputError(f"Baseline: the segmentation '{path}' {what}, so TTV is 0 mL. A baseline scan of a patient "
                      f"with liver metastases has lesions: check that the right file is listed and that it was "
-                     f"saved after segmenting (liver-named and excluded segments are not lesions).")
+                     f"saved after segmenting (liver, anatomy and excluded segments are not lesions).")
 
 
 def process_patient(job: PatientJob) -> PatientOutcome:

@@ -106,7 +106,8 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
       readers (inside Slicer, to load with Slicer's readers); with a process pool they must be top-level
       functions. Raise :class:`InputError` for a bad file: its message goes into the ``error`` column.
       (The default image reader reads only the header of a CT that is not needed for registration.)
-    - ``exclude``/``liver``: segment names applied to every patient, as in ``compare``; ``register=False``
+    - ``exclude``/``liver``/``lesion``: segment names applied to every patient, as in ``compare``, with each
+      patient's own from the manifest (a name a patient lacks is a warning, not a failure); ``register=False``
       takes each patient's scans as aligned (no registration before lesion matching); ``registration_mode``
       ``"rigid"`` or ``"affine"``, as in ``compare --registration``.
     - Beside the tables: ``<stem>.codebook.csv`` for each and ``<results stem>.provenance.json``; with
@@ -131,7 +132,7 @@ def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLik
                 should_cancel: Callable[[], bool] | None = None, read_segmentation: Callable | None = None,
                 read_image: Callable | None = None, exclude: Sequence[str] = (), liver: Sequence[str] = (),
                 register: bool = True, registration_mode: str = "rigid", excel: bool = False,
-                patient_timeout: float | None = None) -> CohortResult:
+                patient_timeout: float | None = None, lesion: Sequence[str] = ()) -> CohortResult:
     """The run itself, with the outputs locked (:func:`run_cohort`)."""
     output = Path(output)
     lesions_output = Path(lesions_output) if lesions_output is not None else None
@@ -146,7 +147,7 @@ def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLik
     template = _template()
     tables = CohortTables(manifest.columns, [entry.patient_id for entry in manifest.entries], list(template.row),
                           template.containers)
-    settings = run_settings(exclude, liver, register, registration_mode)
+    settings = run_settings(exclude, liver, register, registration_mode, lesion)
     finished = set()
     if resume and (output.exists() or journal_path(output).exists()):
         _check_resumed_settings(output, settings, warnings)
@@ -162,9 +163,11 @@ def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLik
             continue
         jobs.append((entry, PatientJob(
             entry.patient_id, entry.paths[BASELINE_SEGMENTATION], entry.paths.get(FOLLOWUP_SEGMENTATION),
-            entry.paths.get(BASELINE_IMAGE), entry.paths.get(FOLLOWUP_IMAGE), tuple(exclude), tuple(liver),
-            register, registration_mode, read_segmentation, read_image, entry.clinical_inputs(),
-            tuple(uid.strip() for uid in entry.cells.get(DICOM_SERIES, "").split(";") if uid.strip()))))
+            entry.paths.get(BASELINE_IMAGE), entry.paths.get(FOLLOWUP_IMAGE),
+            tuple(exclude) + entry.segment_option("exclude"), tuple(liver) + entry.segment_option("liver"),
+            register, registration_mode, read_segmentation, read_image, clinical=entry.clinical_inputs(),
+            series=tuple(uid.strip() for uid in entry.cells.get(DICOM_SERIES, "").split(";") if uid.strip()),
+            lesion=tuple(lesion) + entry.segment_option("lesion"))))
     total = len(manifest.entries)
     done = total - len(jobs)
     for path in (output, lesions_output):

@@ -2,9 +2,11 @@
 
 Supported segmentations: Slicer ``.seg.nrrd`` (layers, overlapping segments, names, tags; read with
 slicerio/pynrrd), label images (``.nrrd``, ``.nii``, ``.nii.gz``, ``.mha``, ``.mhd``, a folder of DICOM
-slices), where each non-zero label value is one segment, and DICOM SEG and RTSTRUCT files (``dicom_*.py``,
-``rtstruct.py``). Geometry is read as the file states it (LPS in ITK, NRRD and DICOM; NIfTI is converted by
-ITK) and kept as IJK-to-RAS. DICOM folders are read by :mod:`.dicom_series`, which checks every slice first.
+slices), where each non-zero label value is one segment (named from TotalSegmentator's or nnU-Net's label
+names when present: ``conventions.py``), folders of per-structure masks (``mask_folder.py``), and DICOM SEG
+and RTSTRUCT files (``dicom_*.py``, ``rtstruct.py``). Geometry is read as the file states it (LPS in ITK,
+NRRD and DICOM; NIfTI is converted by ITK) and kept as IJK-to-RAS. DICOM folders are read by
+:mod:`.dicom_series`, which checks every slice first.
 
 Reading never modifies a file; writing goes to a temporary file that replaces the target only when
 complete, so an interrupted write cannot destroy an existing result.
@@ -84,6 +86,11 @@ def read_segmentation(path: str | os.PathLike, reference_image: str | os.PathLik
     docstring. ``reference_image`` is the CT an RTSTRUCT is rasterised on; ``series`` chooses among the DICOM
     series of a folder holding several."""
     file_path = _existing_path(path)
+    if file_path.is_dir():
+        from .mask_folder import is_mask_folder, read_mask_folder  # several files for one time point
+
+        if is_mask_folder(file_path):
+            return read_mask_folder(file_path)
     if _is_dicom(file_path):
         from .dicom_input import read_dicom_segmentation
 
@@ -208,9 +215,12 @@ def _read_label_image(file_path: Path, series: Sequence[str] = ()) -> LabelVolum
     if len(present) > MAX_LABEL_VALUES:
         raise InputError(f"'{file_path.name}' has {len(present)} different values, so it looks like an "
                          f"intensity image, not a segmentation.")
-    segments = [Segment(segment_id=str(value), name=f"Label {value}", layer=0, label_value=int(value))
-                for value in present]
-    return LabelVolume([voxels], geometry, segments, str(file_path), warnings)
+    from .conventions import label_names  # names its maker wrote (TotalSegmentator, nnU-Net), else "Label N"
+
+    names, name_warnings = label_names(file_path, {int(value) for value in present})
+    segments = [Segment(segment_id=str(value), name=names.get(int(value), f"Label {value}"), layer=0,
+                        label_value=int(value)) for value in present]
+    return LabelVolume([voxels], geometry, segments, str(file_path), warnings + name_warnings)
 
 
 def _read_slicer_segmentation(file_path: Path) -> LabelVolume:

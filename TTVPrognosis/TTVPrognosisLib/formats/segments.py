@@ -7,7 +7,7 @@ MRML nodes and synthetic test data all become this one type, so every path measu
 
 from __future__ import annotations
 
-import re
+import fnmatch
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,22 +16,45 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import Geometry
+from .roles import (
+    ROLE_EXCLUDED,
+    ROLE_LESION,
+    ROLE_LIVER,
+    ROLE_OTHER,
+    ROLES,
+    RoleHint,
+    coded_property_of,
+    role_from_coded_property,
+    role_from_name,
+)
 
-ROLE_LESION = "lesion"
-ROLE_LIVER = "liver"
-ROLE_EXCLUDED = "excluded"
-ROLES = (ROLE_LESION, ROLE_LIVER, ROLE_EXCLUDED)
+__all__ = [
+    "LESION_OPTION_REASON",
+    "ROLES",
+    "ROLE_EXCLUDED",
+    "ROLE_LESION",
+    "ROLE_LIVER",
+    "ROLE_OTHER",
+    "ROLE_TAG",
+    "VERIFIED_TAG",
+    "LabelVolume",
+    "Segment",
+    "assign_roles",
+    "names_matching",
+    "patterns_matching",
+    "require_patterns_match",
+    "require_segments_named",
+    "role_hint",
+    "with_roles",
+]
 
 # Segment tags written by this module (Slicer stores tags in the scene and in .seg.nrrd files).
 ROLE_TAG = "TTVPrognosis.Role"
 VERIFIED_TAG = "TTVPrognosis.Verified"
-
-# "Liver", "liver parenchyma", "Whole_liver", "Parenchyma", "liver 1" -- but not "livertumor01".
-LIVER_NAME = re.compile(r"^\s*(whole[\s_-]*)?(liver|parenchyma|liver[\s_-]*parenchyma)([\s_-]*\d+)?\s*$",
-                        re.IGNORECASE)
-# Names that usually mean a structure other than a metastasis: counted (as DESIGN.md defines) but flagged.
-NON_LESION_HINT = re.compile(r"(vein|vessel|arter|aorta|portal|cava|kidney|spleen|gallbladder|bladder|"
-                             r"stomach|bone|lung|colon|bowel|pancrea|cyst|kyst|body|skin)", re.IGNORECASE)
+# The reason given to segments the user named with --lesion-segment: the user's word, so the organ-size and
+# enclosure refusals (measure/role_checks.py) do not apply to them.
+LESION_OPTION_REASON = "named by --lesion-segment"
+DEFAULT_LESION_REASON = "not recognised as liver or anatomy: counted as a lesion"
 
 
 @dataclass
@@ -44,6 +67,7 @@ class Segment:
     label_value: int
     tags: dict[str, str] = field(default_factory=dict)
     role: str = ROLE_LESION
+    role_reason: str = ""  # why it has its role (option, tag, code, name), for messages
     # What its Slicer file says of the segment beyond the above (colour, terminology...): not used here,
     # written back unchanged so that adding a lesion to a file loses nothing of what is there.
     file_fields: dict = field(default_factory=dict)
@@ -134,38 +158,95 @@ def require_segments_named(volumes: Sequence[LabelVolume], names: Sequence[str],
                              f"{', '.join(available) or 'none'}.")
 
 
-def assign_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> list[str]:
-    """Decide each segment's role in place and return warnings about doubtful choices.
+def patterns_matching(volume: LabelVolume, patterns: Sequence[str]) -> list[str]:
+    """The subset of ``patterns`` (names, IDs, label values or glob patterns) that match a segment of ``volume``."""
+    shared = _shared_label_values(volume)
+    return [pattern for pattern in patterns if any(_matches_pattern(segment, [pattern], shared)
+                                                   for segment in volume.segments)]
 
-    Order of precedence: the user's ``exclude`` and ``liver`` lists, then the module's role tag, then a
-    liver-like name (DESIGN.md: "liver", "parenchyma"), otherwise lesion. Names the user gave that match
-    no segment are an error: a typo must not silently change the TTV.
+
+def require_patterns_match(volumes: Sequence[LabelVolume], patterns: Sequence[str], option: str) -> None:
+    """Each pattern must match a segment in at least one of ``volumes`` (a typo must not empty the TTV)."""
+    for pattern in patterns:
+        if not any(patterns_matching(volume, [pattern]) for volume in volumes):
+            available = sorted({f"'{segment.name}'" for volume in volumes for segment in volume.segments})
+            sources = " or ".join(volume.source or "the input" for volume in volumes)
+            raise InputError(f"{option} '{pattern}' matches no segment of {sources}. Segments there: "
+                             f"{', '.join(available) or 'none'}.")
+
+
+def _matches_pattern(segment: Segment, patterns: Sequence[str], shared_values: set[str]) -> bool:
+    """Like :func:`_matches`, with shell-style wildcards (``Tumour*``, ``livertumor0?``), ignoring case."""
+    keys = [segment.name.lower(), segment.segment_id.lower()]
+    if str(segment.label_value) not in shared_values:
+        keys.append(str(segment.label_value))
+    return any(fnmatch.fnmatchcase(key, pattern.strip().lower()) for pattern in patterns for key in keys)
+
+
+def role_hint(segment: Segment) -> RoleHint | None:
+    """The role a segment's own data give it: this module's role tag, else its coded property and its name
+    (which must not contradict each other), else None."""
+    tagged = segment.tags.get(ROLE_TAG, "").strip().lower()
+    if tagged in ROLES:
+        return RoleHint(tagged, f"tagged '{tagged}' ({ROLE_TAG})")
+    coded = coded_property_of(segment.file_fields)
+    from_code = role_from_coded_property(*coded) if coded is not None else None
+    from_name = role_from_name(segment.name)
+    if from_code is not None and from_name is not None and from_code.role != from_name.role:
+        raise InputError(f"Segment '{segment.name}' is {from_code.reason} but its name reads as {from_name.reason}; "
+                         f"say which it is: --lesion-segment '{segment.name}' (a lesion), --liver-segment "
+                         f"'{segment.name}' (liver) or --exclude-segment '{segment.name}' (neither).")
+    return from_code or from_name
+
+
+def assign_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+                 lesion: Sequence[str] = ()) -> list[str]:
+    """Decide each segment's role in place and return warnings about what was decided.
+
+    Order of precedence: the user's ``exclude`` and ``liver`` lists, then ``lesion`` (names or glob patterns:
+    only these are lesions, everything else is left out or, if it is the liver, kept as liver), then the
+    module's role tag, the segment's coded property and its name (``formats/roles.py``); a segment none of these
+    decides is a lesion (checked for size and enclosure when measured). Names in ``exclude``/``liver`` that
+    match no segment are an error: a typo must not silently change the TTV. ``lesion`` patterns are checked by
+    the callers (a follow-up may have no lesion left).
     """
     require_segments_named([volume], exclude, "--exclude-segment")
     require_segments_named([volume], liver, "--liver-segment")
-    warnings = []
+    patterns = [pattern for pattern in lesion if pattern.strip()]
     shared = _shared_label_values(volume)
+    not_lesions = []
     for segment in volume.segments:
-        tagged_role = segment.tags.get(ROLE_TAG, "").strip().lower()
         if _matches(segment, exclude, shared):
-            segment.role = ROLE_EXCLUDED
+            segment.role, segment.role_reason = ROLE_EXCLUDED, "named by --exclude-segment"
         elif _matches(segment, liver, shared):
-            segment.role = ROLE_LIVER
-        elif tagged_role in ROLES:
-            segment.role = tagged_role
-        elif LIVER_NAME.match(segment.name):
-            segment.role = ROLE_LIVER
+            segment.role, segment.role_reason = ROLE_LIVER, "named by --liver-segment"
+        elif patterns and _matches_pattern(segment, patterns, shared):
+            segment.role, segment.role_reason = ROLE_LESION, LESION_OPTION_REASON
         else:
-            segment.role = ROLE_LESION
-        if segment.role == ROLE_LESION and NON_LESION_HINT.search(segment.name):
-            warnings.append(f"Segment '{segment.name}' is counted as a lesion; if it is not a metastasis, "
-                            f"exclude it (--exclude-segment '{segment.name}').")
+            hint = role_hint(segment)
+            if patterns:
+                liver_part = hint is not None and hint.role == ROLE_LIVER
+                segment.role = ROLE_LIVER if liver_part else ROLE_EXCLUDED
+                segment.role_reason = hint.reason if liver_part else "not named by --lesion-segment"
+            elif hint is not None:
+                segment.role, segment.role_reason = hint.role, hint.reason
+            else:
+                segment.role, segment.role_reason = ROLE_LESION, DEFAULT_LESION_REASON
+        if segment.role == ROLE_OTHER:
+            not_lesions.append(segment.name)
+    warnings = []
+    if not_lesions:
+        shown = ", ".join(f"'{name}'" for name in not_lesions[:12]) + (
+            f" and {len(not_lesions) - 12} more" if len(not_lesions) > 12 else "")
+        warnings.append(f"Not counted as lesions (named or coded as anatomy, or as findings that are not liver "
+                        f"metastases): {shown}. To count one, name the lesions: --lesion-segment NAME (repeat; "
+                        f"wildcards allowed).")
     return warnings
 
 
-def with_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()
-               ) -> tuple[LabelVolume, list[str]]:
+def with_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+               lesion: Sequence[str] = ()) -> tuple[LabelVolume, list[str]]:
     """Copy of ``volume`` (sharing the voxel arrays) with roles assigned, so callers' objects stay as given."""
     copy = replace(volume, segments=[replace(segment, tags=dict(segment.tags)) for segment in volume.segments])
-    warnings = assign_roles(copy, exclude=exclude, liver=liver)
+    warnings = assign_roles(copy, exclude=exclude, liver=liver, lesion=lesion)
     return copy, warnings

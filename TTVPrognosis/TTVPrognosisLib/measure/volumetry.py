@@ -14,10 +14,19 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ..formats.io import ImageVolume
-from ..formats.segments import ROLE_LESION, ROLE_LIVER, VERIFIED_TAG, LabelVolume, Segment, with_roles
+from ..formats.segments import (
+    LESION_OPTION_REASON,
+    ROLE_LESION,
+    ROLE_LIVER,
+    VERIFIED_TAG,
+    LabelVolume,
+    Segment,
+    with_roles,
+)
 from ..geometry import Geometry, spacing_warnings
 from ..measure.components import connected_components
 from ..measure.diameters import lesion_diameters_mm
+from ..measure.role_checks import ORGAN_SIZED_ML, apply_label_map_convention, check_lesion
 
 
 @dataclass
@@ -178,9 +187,21 @@ class _LayerScan:
         return cls(box, {int(value): int(count) for value, count in zip(values, counts)})
 
 
-def total_tumor_volume_ml(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> float:
-    """TTV alone: voxel count of the union of lesion segments times the voxel volume."""
-    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
+def checked_roles(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+                  lesion: Sequence[str] = ()) -> tuple[LabelVolume, list[str]]:
+    """:func:`.segments.with_roles` plus the label-map conventions recognised from the voxels (role_checks)."""
+    volume, warnings = with_roles(volume, exclude=exclude, liver=liver, lesion=lesion)
+    return volume, warnings + apply_label_map_convention(volume)
+
+
+def total_tumor_volume_ml(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+                          lesion: Sequence[str] = ()) -> float:
+    """TTV alone: voxel count of the union of lesion segments times the voxel volume.
+
+    Organ-sized lesions are refused as in :func:`measure`; the enclosure check needs the lesions' shapes
+    and is :func:`measure`'s (use it when the roles of the segments are not known).
+    """
+    volume, _ = checked_roles(volume, exclude=exclude, liver=liver, lesion=lesion)
     lesion_segments = volume.segments_with_role(ROLE_LESION)
     lesion_layers = sorted({segment.layer for segment in lesion_segments})
     if not lesion_segments:
@@ -194,12 +215,17 @@ def total_tumor_volume_ml(volume: LabelVolume, exclude: Sequence[str] = (), live
             voxel_count = int(np.count_nonzero(np.isin(layer, sorted(lesion_values))))
     else:
         voxel_count = int(np.count_nonzero(volume.mask(lesion_segments)))
+    unconfirmed = [segment for segment in lesion_segments if segment.role_reason != LESION_OPTION_REASON]
+    if unconfirmed and voxel_count * volume.geometry.voxel_volume_ml > ORGAN_SIZED_ML:  # find organ-sized lesions
+        scans = [_LayerScan.of(layer) for layer in volume.layers]
+        _measure_lesions(volume, *_union_mask(volume, lesion_segments, scans), [], sizes_only=True)
     return voxel_count * volume.geometry.voxel_volume_ml
 
 
-def liver_union(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()) -> LiverMask | None:
+def liver_union(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+                lesion: Sequence[str] = ()) -> LiverMask | None:
     """The union of the liver segments on its bounding box; None without any (or when they are empty)."""
-    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
+    volume, _ = checked_roles(volume, exclude=exclude, liver=liver, lesion=lesion)
     segments = volume.segments_with_role(ROLE_LIVER)
     liver_layers = {segment.layer for segment in segments}
     scans = [_LayerScan.of(layer) if index in liver_layers else _LayerScan(None, {})
@@ -209,14 +235,16 @@ def liver_union(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequenc
 
 
 def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
-            keep_labels: bool = False, keep_liver_mask: bool = False) -> Measurement:
+            keep_labels: bool = False, keep_liver_mask: bool = False, lesion: Sequence[str] = ()) -> Measurement:
     """Measure TTV, lesions, diameters, segment and liver volumes of ``volume`` (which is not changed).
 
-    ``exclude``/``liver`` name segments (by name, ID or label value) to leave out or to treat as liver.
+    ``exclude``/``liver`` name segments (by name, ID or label value) to leave out or to treat as liver;
+    ``lesion`` (names or wildcard patterns) names the lesions, leaving every other segment out. An
+    organ-sized or enclosing lesion nobody named is refused (``role_checks``).
     ``keep_labels`` keeps the lesion label array (for lesion matching and display), ``keep_liver_mask`` the
     liver mask (for registration).
     """
-    volume, warnings = with_roles(volume, exclude=exclude, liver=liver)
+    volume, warnings = checked_roles(volume, exclude=exclude, liver=liver, lesion=lesion)
     warnings = list(volume.warnings) + warnings + spacing_warnings(volume.geometry)
     geometry = volume.geometry
     voxel_ml = geometry.voxel_volume_ml
@@ -245,11 +273,12 @@ def measure(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[st
     lesion_box, lesion_mask = _union_mask(volume, lesion_segments, scans)
     if not lesion_segments:
         warnings.append(f"No lesion segments in {volume.source or 'the segmentation'}: TTV is 0 mL. Lesion "
-                        f"segments are all segments except liver-named or excluded ones.")
+                        f"segments are the segments named with --lesion-segment, else all segments except the "
+                        f"liver, anatomy and excluded ones.")
     elif lesion_mask is None:
         warnings.append("All lesion segments are empty: TTV is 0 mL.")
 
-    lesions, labels = _measure_lesions(volume, lesion_box, lesion_mask)
+    lesions, labels = _measure_lesions(volume, lesion_box, lesion_mask, warnings)
     axial_diameters = [lesion.longest_axial_diameter_mm for lesion in lesions]
     return Measurement(
         ttv_ml=sum(lesion.voxel_count for lesion in lesions) * voxel_ml,
@@ -320,9 +349,10 @@ def _union_mask(volume: LabelVolume, segments: list[Segment], scans: list[_Layer
         mask[tight]
 
 
-def _measure_lesions(volume: LabelVolume, box: Box | None, union: np.ndarray | None
-                     ) -> tuple[list[LesionMeasurement], LesionLabels | None]:
-    """Split the lesion union into 26-connected lesions and measure each, largest first."""
+def _measure_lesions(volume: LabelVolume, box: Box | None, union: np.ndarray | None, warnings: list[str],
+                     sizes_only: bool = False) -> tuple[list[LesionMeasurement], LesionLabels | None]:
+    """Split the lesion union into 26-connected lesions, check that none is an organ (role_checks) and
+    measure each, largest first (``sizes_only``: check the organ-sized ones only, measure nothing)."""
     if box is None or union is None:
         return [], None
     geometry = volume.geometry
@@ -331,10 +361,16 @@ def _measure_lesions(volume: LabelVolume, box: Box | None, union: np.ndarray | N
     unsorted = []
     for component_box, lesion_mask in connected_components(union):
         box_start = start + np.array([part.start for part in component_box])
+        in_grid = tuple(slice(int(first), int(first) + size) for first, size in zip(box_start, lesion_mask.shape))
+        if sizes_only and np.count_nonzero(lesion_mask) * geometry.voxel_volume_ml <= ORGAN_SIZED_ML:
+            continue
+        segments = _segments_in(volume, lesion_segments, in_grid, lesion_mask)
+        check_lesion(volume, segments, in_grid, lesion_mask, warnings)
+        if sizes_only:
+            continue
+        names = [segment.name for segment in segments]
         centroid_kji = _centroid_kji(lesion_mask) + box_start
         max_diameter, axial_diameter = lesion_diameters_mm(lesion_mask, box_start, geometry)
-        in_grid = tuple(slice(int(first), int(first) + size) for first, size in zip(box_start, lesion_mask.shape))
-        names = _segment_names(volume, lesion_segments, in_grid, lesion_mask)
         unsorted.append((int(np.count_nonzero(lesion_mask)), centroid_kji, max_diameter, axial_diameter, names,
                          component_box, lesion_mask))
     # Largest first; ties broken by position so the order never depends on chance.
@@ -361,21 +397,21 @@ def _centroid_kji(mask: np.ndarray) -> np.ndarray:
                      np.arange(mask.shape[1])), np.dot(columns, np.arange(mask.shape[2]))], dtype=float) / total
 
 
-def _segment_names(volume: LabelVolume, lesion_segments: list[Segment], region: Box, lesion_mask: np.ndarray
-                   ) -> list[str]:
-    """Names of the lesion segments that make up one lesion (a lesion may span several segments).
+def _segments_in(volume: LabelVolume, lesion_segments: list[Segment], region: Box, lesion_mask: np.ndarray
+                 ) -> list[Segment]:
+    """The lesion segments that make up one lesion (a lesion may span several segments).
 
     ``region`` is the lesion's box on the grid and ``lesion_mask`` its voxels there; names come layer by
     layer, by label value.
     """
-    names = []
+    found = []
     for layer_index in sorted({segment.layer for segment in lesion_segments}):
         values = volume.layers[layer_index][region][lesion_mask]
         present = np.flatnonzero(np.bincount(values)) if values.max(initial=0) < 65536 else np.unique(values)
         for value in present:
-            names += [segment.name for segment in lesion_segments
+            found += [segment for segment in lesion_segments
                       if segment.layer == layer_index and segment.label_value == value]
-    return names
+    return found
 
 
 @dataclass
@@ -391,10 +427,10 @@ class SegmentSize:
     verified: bool
 
 
-def lesion_segment_sizes(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = ()
-                         ) -> list[SegmentSize]:
+def lesion_segment_sizes(volume: LabelVolume, exclude: Sequence[str] = (), liver: Sequence[str] = (),
+                         lesion: Sequence[str] = ()) -> list[SegmentSize]:
     """Volume, diameters and centroid of each lesion segment, in segment order (empty ones included)."""
-    volume, _ = with_roles(volume, exclude=exclude, liver=liver)
+    volume, _ = checked_roles(volume, exclude=exclude, liver=liver, lesion=lesion)
     scans = [_LayerScan.of(layer) for layer in volume.layers]
     sizes = []
     for segment in volume.segments_with_role(ROLE_LESION):

@@ -16,7 +16,8 @@ from vtk.util import numpy_support
 
 from ..errors import InputError
 from ..formats.io import ImageVolume
-from ..formats.segments import ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment
+from ..formats.roles import TERMINOLOGY_TAG, terminology_from_entry
+from ..formats.segments import ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment, require_patterns_match
 from ..geometry import Geometry, reference_grid_warnings
 from ..measure.volumetry import Measurement, measure
 
@@ -150,7 +151,16 @@ def label_volume_from_segmentation_node(segmentation_node, reference_volume_node
 def _segment_from_vtk(segmentation, segment_id: str) -> Segment:
     segment = segmentation.GetSegment(segment_id)
     return Segment(segment_id, segment.GetName(), segmentation.GetLayerIndex(segment_id), segment.GetLabelValue(),
-                   _segment_tags(segment))
+                   _segment_tags(segment), file_fields=_terminology_fields(segment))
+
+
+def _terminology_fields(segment) -> dict:
+    """The segment's terminology (its coded category and type), as the file reader holds it: roles use it."""
+    value = vtk.reference("")
+    if not segment.GetTag(TERMINOLOGY_TAG, value):
+        return {}
+    entry = terminology_from_entry(str(value))
+    return {"terminology": entry} if entry else {}
 
 
 def _empty_label_volume(segmentation_node, segmentation, segment_ids: list[str], reference_volume_node,
@@ -193,10 +203,12 @@ def time_point_from_nodes(segmentation_node, volume_node=None, read_voxels: bool
 
 
 def measure_segmentation_node(segmentation_node, reference_volume_node=None, exclude: Sequence[str] = (),
-                              liver: Sequence[str] = (), keep_labels: bool = False) -> Measurement:
+                              liver: Sequence[str] = (), keep_labels: bool = False,
+                              lesion: Sequence[str] = ()) -> Measurement:
     """Measure a segmentation node (any source representation); check it against its CT when given."""
     volume, _ = time_point_from_nodes(segmentation_node, reference_volume_node, read_voxels=False)
-    return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels)
+    require_patterns_match([volume], lesion, "Lesion segment")
+    return measure(volume, exclude=exclude, liver=liver, keep_labels=keep_labels, lesion=lesion)
 
 
 def oriented_image_from_array(voxels: np.ndarray, geometry: Geometry):

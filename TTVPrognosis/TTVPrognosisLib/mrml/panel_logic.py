@@ -28,9 +28,11 @@ class PanelLogic:
 
     # --- measuring and comparing -----------------------------------------------------------------------
 
-    def measure(self, segmentationNode, volumeNode=None, excluded=()):
-        """Measure one segmentation node (it is not modified); see TTVPrognosisLib.volumetry."""
-        return mrml.measure_segmentation_node(segmentationNode, volumeNode, exclude=list(excluded))
+    def measure(self, segmentationNode, volumeNode=None, excluded=(), lesions=()):
+        """Measure one segmentation node (it is not modified); see TTVPrognosisLib.volumetry. ``lesions``: names
+        or wildcard patterns of the lesion segments (the others are left out), as ``--lesion-segment``."""
+        return mrml.measure_segmentation_node(segmentationNode, volumeNode, exclude=list(excluded),
+                                              lesion=list(lesions))
 
     def computeTTV(self, parameterNode):
         """Measure, compare (registration, lesion matching, RECIST, TBS), predict, score; fill the result nodes.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..formats.segments import require_patterns_match
 from ..measure.volumetry import Measurement, measure
 from ..mrml.nodes import time_point_from_nodes
 from ..mrml.results import (
@@ -47,7 +48,7 @@ class Outcome:
 
 def compute_outcome(baseline_segmentation, baseline_volume=None, followup_segmentation=None, followup_volume=None,
                     exclude: Sequence[str] = (), register: bool = True,
-                    clinical: ClinicalInputs | None = None) -> Outcome:
+                    clinical: ClinicalInputs | None = None, lesion: Sequence[str] = ()) -> Outcome:
     """Measure (and compare, when a follow-up segmentation is given), predict and score. Nodes are not changed."""
     has_followup = followup_segmentation is not None
     baseline, baseline_image = time_point_from_nodes(baseline_segmentation, baseline_volume,
@@ -55,9 +56,10 @@ def compute_outcome(baseline_segmentation, baseline_volume=None, followup_segmen
     if has_followup:
         followup, followup_image = time_point_from_nodes(followup_segmentation, followup_volume)
         result = compare_volumes(baseline, followup, exclude=exclude, baseline_image=baseline_image,
-                                 followup_image=followup_image, register=register)
+                                 followup_image=followup_image, register=register, lesion=lesion)
     else:
-        result = measure(baseline, exclude=exclude)
+        require_patterns_match([baseline], lesion, "Lesion segment")
+        result = measure(baseline, exclude=exclude, lesion=lesion)
     outcome = Outcome(result, None, [])
     baseline_measurement = outcome.baseline
     unverified = list(baseline_measurement.unverified_lesion_segments)

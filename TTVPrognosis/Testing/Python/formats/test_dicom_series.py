@@ -238,10 +238,13 @@ def test_one_file_of_a_series_stands_for_its_series(tmp_path):
     assert np.array_equal(volume.layers[0] != 0, truth)
 
 
-def test_a_folder_of_folders_says_where_the_slices_are(tmp_path):
-    truth_and_paths(tmp_path / "study" / "series1")
-    with pytest.raises(InputError, match="sub-folders \\(series1\\)"):
-        read_segmentation(tmp_path / "study")
+def test_a_folder_of_folders_is_read_as_a_folder_of_masks_with_the_series_truth(tmp_path):
+    """A study folder holding a mask series in a sub-folder is a folder of masks (formats/mask_folder.py): the
+    sub-folder is one segment, named after it, with the series' own voxels."""
+    truth, _ = truth_and_paths(tmp_path / "study" / "series1")
+    volume = read_segmentation(tmp_path / "study")
+    assert [segment.name for segment in volume.segments] == ["series1"]
+    assert int(volume.mask(volume.segments).sum()) == int(truth.sum())
 
 
 def test_measuring_a_nifti_never_imports_pydicom(tmp_path):

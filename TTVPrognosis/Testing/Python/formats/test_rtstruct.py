@@ -55,7 +55,7 @@ def test_ellipsoids_within_tolerance_and_roles_from_rt_types(ct):
     volume = read_segmentation(write_case(ct))
     result = measure(volume)
     roles = {segment.name: segment.role for segment in result.segments}
-    assert roles == {"GTV liver": "lesion", "Liver": "liver", "Body": "excluded"}
+    assert roles == {"GTV liver": "lesion", "Liver": "liver", "Body": "other"}
     tumour, liver = ellipsoid_volume(GRID, *TUMOUR), ellipsoid_volume(GRID, *LIVER)
     assert result.ttv_ml == pytest.approx(tumour.sum() * VOXEL_ML, rel=0.005)
     assert result.liver_volume_ml == pytest.approx(liver.sum() * VOXEL_ML, rel=0.005)

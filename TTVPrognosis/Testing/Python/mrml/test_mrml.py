@@ -143,3 +143,27 @@ def test_result_tables_for_one_measurement_and_for_no_lesions(scene, demo_baseli
     mrml_results.write_result_tables(measure(empty), summary, lesions)
     assert lesions.GetNumberOfRows() == 0
     assert summary.GetCellText(0, 1) == "0.00"
+
+
+def test_slicer_terminology_of_a_segment_node_decides_its_role(scene, demo_baseline):
+    """An unnamed segment coded as Liver in Slicer's terminology is the liver (it would otherwise be refused as
+    enclosing the lesions); Slicer's default "Tissue" decides nothing."""
+    _, volume = demo_baseline
+    renamed = LabelVolume(volume.layers, volume.geometry,
+                          [Segment(segment.segment_id, "Segment_1" if segment.segment_id == "Liver" else segment.name,
+                                   segment.layer, segment.label_value) for segment in volume.segments], "renamed")
+    node = mrml.segmentation_node_from_label_volume(renamed, scene)
+    with pytest.raises(InputError, match="'Segment_1' encloses"):
+        mrml.measure_segmentation_node(node)
+    segmentation = node.GetSegmentation()
+    liver = "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure" \
+            "~SCT^10200004^Liver~^^~Anatomic codes - DICOM master list~^^~^^"
+    tissue = "Segmentation category and type - 3D Slicer General Anatomy list~SCT^85756007^Tissue~SCT^85756007^" \
+             "Tissue~^^~Anatomic codes - DICOM master list~^^~^^"
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(index)
+        segment.SetTag("TerminologyEntry", liver if segment.GetName() == "Segment_1" else tissue)
+    result = mrml.measure_segmentation_node(node)
+    assert result.ttv_ml == pytest.approx(measure(volume).ttv_ml)
+    roles = {segment.name: segment.role for segment in result.segments}
+    assert roles["Segment_1"] == "liver" and roles["Lesion 1"] == "lesion"
