@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import zlib
 
 import nrrd
 import numpy as np
@@ -123,9 +122,9 @@ def test_damage_that_still_inflates_to_the_right_size_is_caught_by_the_checksum(
         return bytes(packed)
 
     assert read_layers(gzip_variant(tmp_path, "good.nrrd", lambda raw: gzip.compress(raw, compresslevel=0)))[0]
-    with pytest.raises(zlib.error, match="incorrect data check"):
+    with pytest.raises(TruncatedDataError, match="checksum"):
         read_layers(gzip_variant(tmp_path, "changed.nrrd", changed_byte))
     with pytest.raises(TruncatedDataError, match="end mark"):
         read_layers(gzip_variant(tmp_path, "no-trailer.nrrd", lambda raw: gzip.compress(raw)[:-8]))
-    with pytest.raises(TruncatedDataError, match="more bytes"):
+    with pytest.raises(TruncatedDataError, match="more data"):
         read_layers(gzip_variant(tmp_path, "longer.nrrd", lambda raw: gzip.compress(raw + bytes(50))))
