@@ -12,6 +12,9 @@ stream is read to its end, and it must hold exactly the bytes its header announc
   data can hold (deflate expands at most 1032-fold) is refused before anything is allocated.
 
 Special files (FIFOs, devices, sockets) are refused before they are opened: reading a FIFO waits forever.
+
+Inflating uses zlib-ng when installed (the same format and checks, up to 30x faster on the long runs of one
+label value that ITK-written files hold; Slicer does not bundle it, so Python's zlib is the fallback).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ def require_regular_file(path: str | os.PathLike) -> Path:
                          f"'{Path.cwd()}').") from None
     except OSError as error:
         raise InputError(f"Cannot read '{file_path}': {error.strerror}.") from error
+    except ValueError:  # a NUL byte: a data file name taken from a damaged header
+        raise InputError(f"'{str(file_path)[:200]!r}' is not a valid file name; if it comes from a header "
+                         f"(a data file named there), the header is damaged.") from None
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "not a regular file")
         if stat.S_ISDIR(mode):
@@ -97,6 +103,7 @@ class VerifiedStream:
         self._input_exhausted = False
         self._announced = 0
         self._decoded = 0
+        self._zlib = _zlib()
         if encoding != "raw":
             self._pending = self._next_input()
             self._gzip = self._pending[:2] == GZIP_MAGIC
@@ -132,7 +139,7 @@ class VerifiedStream:
     def _new_decoder(self):
         if self._encoding == "bzip2":
             return bz2.BZ2Decompressor()
-        return zlib.decompressobj(AUTO_GZIP_OR_ZLIB)
+        return self._zlib.decompressobj(AUTO_GZIP_OR_ZLIB)
 
     def _decode_some(self, limit: int) -> bytes:
         """Up to ``limit`` (> 0) decoded bytes; b"" only at the end of the data (complete or not)."""
@@ -162,7 +169,7 @@ class VerifiedStream:
             before = len(self._pending)
             try:
                 output = self._run_decoder(decoder, limit)
-            except (zlib.error, OSError, EOFError) as error:
+            except (self._zlib.error, zlib.error, OSError, EOFError) as error:
                 raise IntegrityError(_decoder_message(self._encoding, error)) from error
             if output:
                 return output
@@ -231,6 +238,15 @@ class VerifiedStream:
         if self._pending or self._next_input():
             raise IntegrityError("there are stray bytes after the end of the compressed data (the file was "
                                  "damaged or something was appended to it)")
+
+
+def _zlib():
+    """zlib-ng's drop-in zlib module when installed, else Python's."""
+    try:
+        from zlib_ng import zlib_ng
+    except ImportError:
+        return zlib
+    return zlib_ng
 
 
 def _decoder_message(encoding: str, error: Exception) -> str:

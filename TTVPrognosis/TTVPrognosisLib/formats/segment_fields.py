@@ -13,9 +13,13 @@ share it). Damage to either shows as a disagreement:
 - two segments with the same ID (IDs are how options and Slicer name segments; compared ignoring case,
   as the options are): refused.
 
-To stay cheap on large volumes (two reductions per layer, no per-label pass), the values are judged by
-each layer's largest value: a segment whose value is above it has no voxels, and a largest value that
-no segment has is a value without a segment.
+- two segments with the same layer and label value (Slicer never writes that): refused.
+
+To stay cheap on large volumes (two reductions per layer, no pass per label), values are found through
+the maxima of the voxel columns (along j, per slice k and row i): a value that is a column maximum is
+present; a segment value that is none is looked for only in the columns whose maximum is larger. Values no
+segment has are found when they are a column maximum somewhere (always, unless every voxel of the value
+lies under a larger value of the same column).
 """
 
 from __future__ import annotations
@@ -32,15 +36,15 @@ def check_segment_fields(segments: Sequence[dict], layers: Sequence[np.ndarray],
     """Refuse a header that contradicts its voxels (see the module docstring); return warnings."""
     _require_unique_ids(segments, source)
     shape_ijk = tuple(layers[0].shape[::-1]) if layers else (0, 0, 0)
-    summaries = [_layer_summary(layer) for layer in layers]
     missing, orphans = [], []
-    for index, (top, box) in enumerate(summaries):
+    for index, layer in enumerate(layers):
         members = [info for info in segments if int(info.get("layer", 0)) == index]
-        values = {int(info.get("labelValue", 1)) for info in members}
-        missing += [f"'{info.get('name', info.get('id'))}' (value {int(info.get('labelValue', 1))}, layer {index})"
-                    for info in members if int(info.get("labelValue", 1)) > top]
-        if top > 0 and top not in values:
-            orphans.append(f"value {top} (layer {index})")
+        values = [int(info.get("labelValue", 1)) for info in members]
+        column_maxima, box = _layer_summary(layer)
+        seen = set(np.unique(column_maxima).tolist()) - {0}
+        missing += [f"'{info.get('name', info.get('id'))}' (value {value}, layer {index})"
+                    for info, value in zip(members, values) if not _present(layer, column_maxima, seen, value)]
+        orphans += [f"value {value} (layer {index})" for value in sorted(seen - set(values))]
         extents = [_extent(info, shape_ijk, source) for info in members]
         if box is not None and members and all(extent is not None for extent in extents):
             _require_inside_extents(box, [extent for extent in extents if extent[0] is not None], index, source)
@@ -55,6 +59,11 @@ def check_segment_fields(segments: Sequence[dict], layers: Sequence[np.ndarray],
 
 
 def _require_unique_ids(segments: Sequence[dict], source: str) -> None:
+    places = Counter((int(info.get("layer", 0)), int(info.get("labelValue", 1))) for info in segments)
+    shared = [f"layer {layer}, value {value}" for (layer, value), count in places.items() if count > 1]
+    if shared:
+        raise InputError(f"'{source}' has several segments stored in the same place ({'; '.join(shared)}), so their "
+                         f"voxels cannot be told apart. The header is damaged; re-save the segmentation from Slicer.")
     counts = Counter(str(info.get("id", "")).strip().lower() for info in segments)
     repeated = sorted(identifier for identifier, count in counts.items() if count > 1)
     if repeated:
@@ -64,19 +73,22 @@ def _require_unique_ids(segments: Sequence[dict], source: str) -> None:
                          f"Slicer after renaming) and try again.")
 
 
-def _layer_summary(layer: np.ndarray) -> tuple[int, tuple[np.ndarray, np.ndarray] | None]:
-    """(largest value, (lowest i j k, highest i j k) of its non-zero voxels, or None when it has none)."""
-    if layer.size == 0:
-        return 0, None
-    per_slice = layer.reshape(layer.shape[0], -1).max(axis=1)
-    top = int(per_slice.max())
-    if top <= 0:
-        return top, None
-    projection = layer.max(axis=0)
-    k = np.flatnonzero(per_slice)
-    j = np.flatnonzero(projection.max(axis=1))
-    i = np.flatnonzero(projection.max(axis=0))
-    return top, (np.array([i[0], j[0], k[0]]), np.array([i[-1], j[-1], k[-1]]))
+def _layer_summary(layer: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """(maxima of the j columns, indexed [k, i]; (lowest i j k, highest i j k) of the non-zero voxels or None)."""
+    column_maxima = layer.max(axis=1)
+    if not column_maxima.any():
+        return column_maxima, None
+    k = np.flatnonzero(column_maxima.max(axis=1))
+    i = np.flatnonzero(column_maxima.max(axis=0))
+    j = np.flatnonzero(layer.max(axis=0).max(axis=1))
+    return column_maxima, (np.array([i[0], j[0], k[0]]), np.array([i[-1], j[-1], k[-1]]))
+
+
+def _present(layer: np.ndarray, column_maxima: np.ndarray, seen: set, value: int) -> bool:
+    if value in seen:
+        return True
+    k, i = np.nonzero(column_maxima > value)  # the value can only hide under a larger one
+    return bool(k.size) and bool(np.any(layer[k, :, i] == value))
 
 
 def _extent(info: dict, shape_ijk: Sequence[int], source: str):
