@@ -105,7 +105,8 @@ class VerifiedStream:
         self._decoded = 0
         self._zlib = _zlib()
         if encoding != "raw":
-            self._pending = self._next_input()
+            while len(self._pending) < 2 and not self._input_exhausted:
+                self._pending += self._next_input()
             self._gzip = self._pending[:2] == GZIP_MAGIC
             self._decoder = self._new_decoder()
         if announced_bytes is not None:
@@ -163,9 +164,7 @@ class VerifiedStream:
                 self._pending = rest  # trailing bytes, if any: finish() refuses them
                 return b""
             if not self._pending and self._needs_input(decoder):
-                self._pending = self._next_input()
-                if not self._pending:
-                    return b""  # input ended inside a member: finish() says so
+                self._pending = self._next_input()  # b"" at the end: the decoder may still hold output
             before = len(self._pending)
             try:
                 output = self._run_decoder(decoder, limit)
@@ -173,7 +172,11 @@ class VerifiedStream:
                 raise IntegrityError(_decoder_message(self._encoding, error)) from error
             if output:
                 return output
-            if not decoder.eof and len(self._pending) >= before:  # neither output nor input used: stop
+            if decoder.eof:
+                continue
+            if not self._pending and self._input_exhausted:
+                return b""  # input ended inside a member: finish() says so
+            if len(self._pending) >= before:  # neither output nor input used: stop rather than spin
                 raise IntegrityError("the compressed data could not be decoded (no progress)")
 
     def _needs_input(self, decoder) -> bool:

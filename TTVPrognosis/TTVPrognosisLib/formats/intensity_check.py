@@ -6,6 +6,7 @@ plausible 105 mL; here it is refused. The signs, any one of which refuses:
 
 - negative values (Hounsfield units; labels are 0 and up) or fractional values (checked by the reader);
 - more than MAX_LABEL_VALUES distinct values;
+- more than two distinct values and no background voxel at all (a segmentation always has background);
 - more than FEW_VALUES distinct values and either most of the volume non-zero (MOSTLY_NONZERO) or
   neighbouring non-zero voxels rarely equal (SAME_NEIGHBOUR_MIN along the rows): labels come in regions,
   so a voxel's neighbour along a row almost always carries the same value; in an image it rarely does.
@@ -38,6 +39,8 @@ def label_values_of_labels(voxels: np.ndarray, name: str) -> np.ndarray:
               "and the CT with --image.")
     if len(present) > MAX_LABEL_VALUES:
         raise InputError(f"{what}. {advice}")
+    if len(present) > 2 and nonzero.size == voxels.size:
+        raise InputError(f"{what} and no background (no voxel is 0). {advice}")
     if len(present) <= FEW_VALUES:
         return present
     nonzero_fraction = nonzero.size / voxels.size

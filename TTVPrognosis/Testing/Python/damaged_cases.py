@@ -234,7 +234,8 @@ def special_files() -> list[Case]:
 
 def intensity_images() -> list[Case]:
     return [Case(f"intensity image: {kind}", "refuse", _intensity_image(kind))
-            for kind in ("MR uint16", "MR masked to the body", "CT in HU", "MR float", "MR 8-bit")]
+            for kind in ("MR uint16", "MR masked to the body", "CT in HU", "MR float", "MR 8-bit",
+                         "few values, no background")]
 
 
 def _intensity_image(kind: str) -> Callable[[Path], Path]:
@@ -250,7 +251,8 @@ def _intensity_image(kind: str) -> Callable[[Path], Path]:
         voxels = {"MR uint16": lambda: image.astype(np.uint16),
                   "MR masked to the body": lambda: image.astype(np.uint16),
                   "CT in HU": lambda: (image - 1000).astype(np.int16), "MR float": lambda: image.astype(np.float32),
-                  "MR 8-bit": lambda: np.clip(image / 6, 0, 255).astype(np.uint8)}[kind]()
+                  "MR 8-bit": lambda: np.clip(image / 6, 0, 255).astype(np.uint8),
+                  "few values, no background": lambda: np.clip(image / 200, 1, 6).astype(np.uint8)}[kind]()
         path = folder / "image.nii.gz"
         picture = sitk.GetImageFromArray(voxels)
         picture.SetSpacing((0.9, 0.9, 3.0))

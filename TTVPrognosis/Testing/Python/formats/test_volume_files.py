@@ -159,3 +159,25 @@ def test_special_files_are_refused_before_opening(tmp_path):
     device.symlink_to("/dev/zero")
     with pytest.raises(InputError, match="character device"):
         read_segmentation(device)
+
+
+@pytest.mark.parametrize("input_chunk", [1, 3, 64, 1 << 20])
+def test_every_chunk_boundary_reads_the_same(monkeypatch, input_chunk):
+    """Input arriving a byte at a time, output asked for in odd sizes: members, runs and ends still line up."""
+    import bz2
+
+    from TTVPrognosisLib.formats import integrity
+
+    monkeypatch.setattr(integrity, "INPUT_CHUNK", input_chunk)
+    raw = (bytes(5000) + bytes(range(256)) + b"\x07" * 70000) * 2
+    payloads = {"gzip": gzip.compress(raw), "zlib": zlib.compress(raw, 9), "bzip2": bz2.compress(raw),
+                "two gzip members": gzip.compress(raw[:100]) + gzip.compress(raw[100:])}
+    for name, data in payloads.items():
+        for step in (997, 65536, len(raw)):
+            stream = stream_of(data, name.replace("two gzip members", "gzip"), len(raw))
+            parts, count = [], 0
+            while count < len(raw):
+                parts.append(stream.read(min(step, len(raw) - count)))
+                count += len(parts[-1])
+            stream.finish()
+            assert b"".join(parts) == raw, (name, step)
