@@ -152,7 +152,7 @@ def _geometry(fields: dict[str, str], name: str, sizes: list[int]) -> Geometry:
     # MetaIO stores the matrix column by column: the first three numbers are the i axis' direction.
     directions = np.asarray(_numbers(fields, "TransformMatrix", name, 9), dtype=float).reshape(3, 3).T
     lengths = np.linalg.norm(directions, axis=0)
-    if np.any(np.abs(lengths - 1.0) > 1e-4):
+    if np.any(np.abs(lengths - 1.0) > 1e-3):
         raise InputError(f"'{name}': its TransformMatrix columns are not unit vectors (lengths "
                          f"{' '.join(f'{value:.4g}' for value in lengths)}), so it is not a rotation; the voxel size "
                          f"and orientation cannot be told. The header is damaged.")

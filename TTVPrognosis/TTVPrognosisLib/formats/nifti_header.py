@@ -30,8 +30,8 @@ DATATYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2"
              1280: "u8"}
 XFORM_CODES = range(0, 5)  # unknown, scanner, aligned, Talairach, MNI
 SPACE_UNITS_TO_MM = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}
-SAME_GRID_MM = 1e-3  # qform and sform are written from one float32 matrix; they agree far closer than this
-SAME_SPACING_RELATIVE = 1e-4
+SAME_GRID_MM = 0.01  # qform and sform of one grid agree to float32 precision, far closer than this
+SAME_SPACING_RELATIVE = 1e-3  # 0.1 %: writers round far less; a real disagreement is far more
 
 
 @dataclass(frozen=True)
