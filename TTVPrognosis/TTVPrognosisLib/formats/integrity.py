@@ -73,7 +73,8 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     """Open a regular file for reading; a file swapped for a FIFO after the check still cannot block."""
     file_path = require_regular_file(path)
     try:
-        descriptor = os.open(file_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        # O_BINARY: on Windows a descriptor is opened in text mode (line ends translated) unless told otherwise
+        descriptor = os.open(file_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as error:
         raise InputError(f"Cannot read '{file_path}': {error.strerror}.") from error
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
