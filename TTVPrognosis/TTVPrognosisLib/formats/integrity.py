@@ -228,7 +228,9 @@ class VerifiedStream:
 
     def _short_message(self) -> str:
         kind = "data" if self._encoding == "raw" else "compressed data"
-        return f"the {kind} ends after {self._decoded} of {self._announced} bytes: the file is cut short"
+        if self._announced > self._decoded:
+            return f"the {kind} ends after {self._decoded} of {self._announced} bytes: the file is cut short"
+        return f"the {kind} ends after {self._decoded} bytes, inside its header: the file is cut short"
 
     def finish(self) -> None:
         """The data must end here: no more decoded bytes, the stream's end mark and checksum read, nothing after."""
