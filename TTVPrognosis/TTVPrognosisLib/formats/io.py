@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..formats.integrity import require_regular_file
 from ..formats.segments import LabelVolume, Segment
+from ..formats.volume_files import read_volume, read_volume_geometry, reads_itself
 from ..geometry import Geometry
 
 LABEL_IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
@@ -33,7 +35,6 @@ SUPPORTED_TEXT = (".seg.nrrd, .nrrd, .nii, .nii.gz, .mha, .mhd, a folder of DICO
 # as stored; the others are kept as they are and written back (``file_fields``).
 SEGMENT_FIELDS_USED = {"id", "name", "layer", "labelValue", "tags", "status", "extent"}
 SEGMENTATION_FIELDS_USED = {"voxels", "ijkToLPS", "segments", "encoding", "referenceImageExtentOffset"}
-MAX_LABEL_VALUES = 1000  # more distinct values than this is an intensity image, not lesion labels
 
 
 @dataclass
@@ -50,6 +51,8 @@ def _existing_path(path: str | os.PathLike) -> Path:
     if not file_path.exists():
         raise InputError(f"File not found: '{file_path}'. Check the path (relative paths start from "
                          f"'{Path.cwd()}').")
+    if not file_path.is_dir():
+        require_regular_file(file_path)  # a FIFO or device would block or never end
     return file_path
 
 
@@ -112,6 +115,8 @@ def read_image(path: str | os.PathLike, series: Sequence[str] = ()) -> ImageVolu
 
         voxels, geometry, _ = read_dicom_image(file_path, series)
         return ImageVolume(voxels, geometry, str(file_path))
+    if reads_itself(file_path):
+        return ImageVolume(*read_volume(file_path), str(file_path))
     image = _read_itk_image(file_path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"'{file_path.name}' has {image.GetNumberOfComponentsPerPixel()} values per voxel "
@@ -159,6 +164,8 @@ def read_image_geometry(path: str | os.PathLike, series: Sequence[str] = ()) -> 
         from .dicom_input import read_dicom_geometry
 
         return read_dicom_geometry(file_path, series)
+    if reads_itself(file_path):
+        return read_volume_geometry(file_path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(file_path))
     try:
@@ -199,10 +206,15 @@ def _read_label_image(file_path: Path, series: Sequence[str] = ()) -> LabelVolum
     """A label image file, or a DICOM label series (a folder; ``series`` chooses among several)."""
     import SimpleITK as sitk
 
+    from .intensity_check import label_values_of_labels
+
     if file_path.is_dir():
         from .dicom_series import read_series
 
         voxels, geometry, notes = read_series(file_path, series)
+    elif reads_itself(file_path):
+        voxels, geometry = read_volume(file_path)
+        notes = []
     else:
         image = _read_itk_image(file_path)
         if image.GetNumberOfComponentsPerPixel() != 1:
@@ -211,10 +223,7 @@ def _read_label_image(file_path: Path, series: Sequence[str] = ()) -> LabelVolum
         voxels, geometry, notes = sitk.GetArrayFromImage(image), geometry_from_itk(image), []
     voxels, warnings = _label_array(voxels, str(file_path))
     warnings = notes + warnings
-    present = np.flatnonzero(np.bincount(voxels[voxels != 0].ravel())) if voxels.any() else np.array([], int)
-    if len(present) > MAX_LABEL_VALUES:
-        raise InputError(f"'{file_path.name}' has {len(present)} different values, so it looks like an "
-                         f"intensity image, not a segmentation.")
+    present = label_values_of_labels(voxels, file_path.name)
     from .conventions import label_names  # names its maker wrote (TotalSegmentator, nnU-Net), else "Label N"
 
     names, name_warnings = label_names(file_path, {int(value) for value in present})
@@ -226,18 +235,24 @@ def _read_label_image(file_path: Path, series: Sequence[str] = ()) -> LabelVolum
 def _read_slicer_segmentation(file_path: Path) -> LabelVolume:
     import slicerio
 
+    from ..formats.nrrd_header import nrrd_geometry
     from ..formats.nrrd_layers import read_layers
+    from ..formats.segment_fields import check_segment_fields
 
     try:
         metadata = slicerio.read_segmentation(str(file_path), skip_voxels=True)
         layers, header = read_layers(file_path)
+    except InputError:
+        raise
     except Exception as error:  # damaged gzip stream, truncated data, unknown space...
         raise InputError(f"Could not read the Slicer segmentation '{file_path}': {error}. The file may be "
                          f"damaged or incomplete; re-save it from Slicer.") from error
     if len(header["sizes"]) not in (3, 4):
         raise InputError(f"'{file_path.name}' has {len(header['sizes'])} dimensions; a segmentation has 3 (or 4 "
                          f"with overlapping segments).")
+    geometry = nrrd_geometry(header, str(file_path))
     layers = [_label_array(layer, str(file_path))[0] for layer in layers]
+    field_warnings = check_segment_fields(metadata.get("segments", []), layers, str(file_path))
     segments = []
     for info in metadata.get("segments", []):
         tags = dict(info.get("tags", {}))
@@ -247,8 +262,7 @@ def _read_slicer_segmentation(file_path: Path) -> LabelVolume:
                                 layer=int(info.get("layer", 0)), label_value=int(info.get("labelValue", 1)),
                                 tags=tags, file_fields={key: value for key, value in info.items()
                                                         if key not in SEGMENT_FIELDS_USED}))
-    geometry = Geometry.from_lps(metadata["ijkToLPS"], layers[0].shape)
-    return LabelVolume(layers, geometry, segments, str(file_path), file_fields={
+    return LabelVolume(layers, geometry, segments, str(file_path), field_warnings, file_fields={
         key: value for key, value in metadata.items() if key not in SEGMENTATION_FIELDS_USED})
 
 

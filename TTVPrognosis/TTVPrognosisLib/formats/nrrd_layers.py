@@ -1,104 +1,88 @@
-"""The label layers of a NRRD file as separate arrays, decompressed a slab at a time.
+"""The label layers of a NRRD file as separate arrays, decoded a slab at a time and verified to the end.
 
 A Slicer segmentation with overlapping segments stores its layers interleaved (the layer axis varies
-fastest), so each layer is a strided view of the decompressed data and has to be copied out. Doing that
-on the whole volume costs as much as decompressing it (two 26 MB strided copies for a 512 x 512 x 100,
-two-layer file). Here the gzip stream is decompressed in slabs of about SLAB_BYTES, and each slab is split
-into the layer arrays while it is still in the processor's cache: the file is read in about 60 % of the
-time and without a second full-size copy. Files this path does not cover (raw, bzip2 or text encodings,
-detached data, skips, non-integer types) are read by pynrrd, with the same result.
+fastest), so each layer is a strided view of the decoded data and has to be copied out. Doing that on the
+whole volume costs as much as decompressing it (two 26 MB strided copies for a 512 x 512 x 100, two-layer
+file). Here the data is decoded in slabs of about SLAB_BYTES, and each slab is split into the layer arrays
+while it is still in the processor's cache: the file is read in about 60 % of the time and without a
+second full-size copy. The stream is read through :class:`.integrity.VerifiedStream`: raw, gzip (one or
+several members) or bzip2, exactly the bytes the header announces, checksums verified, nothing after.
 """
-
 from __future__ import annotations
 
 import os
 import sys
-import zlib
+from pathlib import Path
 
 import numpy as np
 
+from .integrity import IntegrityError, VerifiedStream, open_regular
+from .nrrd_header import NrrdLayout, nrrd_layout, read_nrrd_header
+
 SLAB_BYTES = 1 << 20
-# NRRD type names of the integer types (the label types) and their numpy codes (pynrrd knows the rest).
-INTEGER_TYPES = {
-    **dict.fromkeys(("signed char", "int8", "int8_t"), "i1"),
-    **dict.fromkeys(("uchar", "unsigned char", "uint8", "uint8_t"), "u1"),
-    **dict.fromkeys(("short", "short int", "signed short", "signed short int", "int16", "int16_t"), "i2"),
-    **dict.fromkeys(("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"), "u2"),
-    **dict.fromkeys(("int", "signed int", "int32", "int32_t"), "i4"),
-    **dict.fromkeys(("uint", "unsigned int", "uint32", "uint32_t"), "u4"),
-}
 PACKED_TYPES = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # all layers of one voxel as one unsigned word
-
-
-class TruncatedDataError(ValueError):
-    """The compressed data does not hold exactly the volume (it ends early, lacks its end, or holds more)."""
+TruncatedDataError = IntegrityError  # the name callers and tests knew
 
 
 def read_layers(path: str | os.PathLike) -> tuple[list[np.ndarray], dict]:
     """(layers, header) of a 3-D NRRD (one layer) or a 4-D NRRD whose first (fastest) axis is the layer.
 
-    Layers are C-ordered (k, j, i) arrays. pynrrd's errors and ``zlib.error`` pass through for the caller
-    to explain; a stream that ends early raises :class:`TruncatedDataError`.
+    Layers are C-ordered (k, j, i), native-order arrays. Damaged, short or over-long data raises
+    :class:`.integrity.IntegrityError`; a header that cannot be used raises ``InputError``. The grid is not
+    checked here (see :func:`.nrrd_header.nrrd_geometry`).
     """
-    import nrrd
+    file_path = Path(path)
+    with open_regular(file_path) as handle:
+        header = read_nrrd_header(handle, str(file_path))
+        layout = nrrd_layout(header, file_path)
+        if len(layout.sizes) not in (3, 4):
+            raise IntegrityError(f"the volume has {len(layout.sizes)} dimensions; 3 are needed (4 for a "
+                                 f"segmentation with layers)")
+        if layout.data_file is None:
+            return _read_payload(handle, layout), header
+    with open_regular(layout.data_file) as data_handle:
+        return _read_payload(data_handle, layout), header
 
-    with open(path, "rb") as handle:
-        header = nrrd.read_header(handle)
-        dtype = _streamable_dtype(header)
-        if dtype is None:
-            return _split_whole(nrrd.read_data(header, handle, str(path), index_order="C")), header
-        compressed = handle.read()
-    sizes = [int(size) for size in header["sizes"]]
+
+def _read_payload(handle, layout: NrrdLayout) -> list[np.ndarray]:
+    for _ in range(layout.line_skip):
+        if not handle.readline(1 << 20).endswith(b"\n"):
+            raise IntegrityError("the data file ends (or has an over-long line) within its 'line skip' lines")
+    stream = _open_stream(handle, layout)
+    sizes = layout.sizes
     layer_count = sizes[0] if len(sizes) == 4 else 1
     shape_kji = tuple(sizes[-3:][::-1])
-    layers = [np.empty(shape_kji, dtype=dtype.newbyteorder("=")) for _ in range(layer_count)]
+    dtype = layout.dtype
+    try:
+        layers = [np.empty(shape_kji, dtype=dtype.newbyteorder("=")) for _ in range(layer_count)]
+    except (MemoryError, ValueError) as error:
+        raise IntegrityError(f"the header asks for a {' x '.join(map(str, sizes))} volume, more than this "
+                             f"computer can hold") from error
     slice_bytes = int(np.prod(shape_kji[1:])) * layer_count * dtype.itemsize
     slices_per_slab = max(1, SLAB_BYTES // max(slice_bytes, 1))
-    stream = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, as pynrrd accepts
-    pending = compressed
     for first in range(0, shape_kji[0], slices_per_slab):
         count = min(slices_per_slab, shape_kji[0] - first)
-        wanted = count * slice_bytes
-        data = stream.decompress(pending, wanted)
-        pending = stream.unconsumed_tail
-        while len(data) < wanted and pending:  # rarely: the output stopped short of the slab
-            data += stream.decompress(pending, wanted - len(data))
-            pending = stream.unconsumed_tail
-        if len(data) < wanted:
-            raise TruncatedDataError(f"the compressed data ends after {first * slice_bytes + len(data)} of "
-                                     f"{shape_kji[0] * slice_bytes} bytes")
-        slab = np.frombuffer(data, dtype=dtype).reshape(count, *shape_kji[1:], layer_count)
+        slab = np.frombuffer(stream.read(count * slice_bytes), dtype=dtype).reshape(count, *shape_kji[1:],
+                                                                                   layer_count)
         _split_slab(slab, layers, first)
-    _finish_stream(stream, pending)
-    return layers, header
+    if layout.byte_skip != -1:
+        stream.finish()
+    return layers
 
 
-def _finish_stream(stream, pending: bytes) -> None:
-    """Read the stream to its end, so that gzip's checksum and length are checked: damaged data can still
-    inflate to the right number of bytes (wrong ones), and only the checksum tells. ``zlib.error`` passes
-    through ("incorrect data check"); data beyond the volume is damage too."""
-    if stream.decompress(pending, 1):  # one byte tells; a stream far longer than its header says is not inflated
-        raise TruncatedDataError("the compressed data holds more bytes than the volume's size")
-    if not stream.eof:
-        raise TruncatedDataError("the compressed data ends before its end mark and checksum")
-
-
-def _streamable_dtype(header: dict) -> np.dtype | None:
-    """The voxel type when this module can decompress the file in slabs; None when pynrrd should read it."""
-    code = INTEGER_TYPES.get(str(header.get("type", "")))
-    sizes = header.get("sizes")
-    if (code is None or header.get("encoding") not in ("gzip", "gz") or sizes is None or len(sizes) not in (3, 4)
-            or header.get("data file", header.get("datafile")) is not None
-            or int(header.get("line skip", header.get("lineskip", 0))) != 0
-            or int(header.get("byte skip", header.get("byteskip", 0))) != 0):
-        return None
-    dtype = np.dtype(code)
-    if dtype.itemsize > 1:
-        endian = header.get("endian")
-        if endian not in ("little", "big"):
-            return None  # pynrrd reports the missing or invalid field
-        dtype = dtype.newbyteorder("<" if endian == "little" else ">")
-    return dtype
+def _open_stream(handle, layout: NrrdLayout) -> VerifiedStream:
+    """The decoded data after the byte skip; with ``byte skip: -1`` (raw only) the last bytes of the file."""
+    if layout.byte_skip == -1:
+        if layout.encoding != "raw":
+            raise IntegrityError("'byte skip: -1' is only defined for raw data")
+        size = os.fstat(handle.fileno()).st_size
+        if size - handle.tell() < layout.byte_count:
+            raise IntegrityError(f"the file holds fewer than the {layout.byte_count} bytes of data its header needs")
+        handle.seek(size - layout.byte_count)
+        return VerifiedStream(handle, "raw", layout.byte_count)
+    stream = VerifiedStream(handle, layout.encoding, layout.byte_count + layout.byte_skip)
+    stream.skip(layout.byte_skip)
+    return stream
 
 
 def _split_slab(slab: np.ndarray, layers: list[np.ndarray], first: int) -> None:
@@ -125,9 +109,3 @@ def _split_slab(slab: np.ndarray, layers: list[np.ndarray], first: int) -> None:
     else:
         for index, target in enumerate(targets):
             target[...] = slab[..., index]
-
-
-def _split_whole(voxels: np.ndarray) -> list[np.ndarray]:
-    if voxels.ndim == 4:
-        return [np.ascontiguousarray(voxels[..., index]) for index in range(voxels.shape[-1])]
-    return [voxels]
