@@ -40,7 +40,7 @@ class CohortRows:
 
 
 def read_table(path: str | Path, missing_values: tuple[str, ...] = ()):
-    """The CSV as text cells (pandas), with the missing-value markers turned into empty cells."""
+    """The CSV as text cells (pandas), with the missing-value markers (text, or numbers by value) made empty."""
     import pandas as pd
 
     table_path = Path(path)
@@ -56,8 +56,24 @@ def read_table(path: str | Path, missing_values: tuple[str, ...] = ()):
     if duplicated:
         raise InputError(f"The table {table_path} has duplicate columns: {', '.join(duplicated)}.")
     markers = {marker.strip().lower() for marker in missing_values} | set(MISSING_TEXT)
-    return frame.apply(lambda column: column.map(lambda cell: "" if cell.strip().lower() in markers
-                                                 else cell.strip()))
+    numeric_markers = {_number_or_none(marker) for marker in missing_values} - {None}
+
+    def cleaned(cell: str) -> str:
+        text = cell.strip()
+        if text.lower() in markers or (numeric_markers and _number_or_none(text) in numeric_markers):
+            return ""
+        return text
+
+    return frame.apply(lambda column: column.map(cleaned))
+
+
+def _number_or_none(text: str) -> float | None:
+    """A marker such as -999 also matches -999.0 as a spreadsheet or pandas writes it."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def analysed_rows(frame, config: AnalysisConfig) -> CohortRows:
