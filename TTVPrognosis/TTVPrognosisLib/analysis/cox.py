@@ -61,7 +61,15 @@ def fit_cox(time: np.ndarray, event: np.ndarray, matrix: np.ndarray, columns: tu
     try:
         scaled, log_likelihood, information = newton_raphson(likelihood)
         scaled_covariance = np.linalg.inv(information)
-    except (NotConvergedError, np.linalg.LinAlgError) as error:
+    except NotConvergedError as error:
+        if error.diverging:
+            names = ", ".join(columns[index] for index in error.diverging)
+            raise FitError(f"Model {label}: the estimate of {names} runs off to infinity (separation: some level "
+                           f"or range has no events, or only events). Merge levels or drop the variable.") from None
+        raise FitError(f"Model {label} did not converge ({error}). Usual causes: a variable that separates "
+                       f"events from non-events, a level with no events, or too many terms for the events. "
+                       f"Simplify the model.") from None
+    except np.linalg.LinAlgError as error:
         raise FitError(f"Model {label} did not converge ({error}). Usual causes: a variable that separates "
                        f"events from non-events, a level with no events, or too many terms for the events. "
                        f"Simplify the model.") from None

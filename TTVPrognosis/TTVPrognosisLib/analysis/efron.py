@@ -17,7 +17,11 @@ TOLERANCE = 1e-12
 
 
 class NotConvergedError(ArithmeticError):
-    """Newton-Raphson did not reach the maximum (diverging estimates or a flat direction)."""
+    """Newton-Raphson did not reach the maximum; ``diverging`` holds the columns still running away."""
+
+    def __init__(self, message: str, diverging: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.diverging = diverging
 
 
 class EfronLikelihood:
@@ -87,6 +91,10 @@ def newton_raphson(likelihood: EfronLikelihood) -> tuple[np.ndarray, float, np.n
             raise NotConvergedError("no step increases the likelihood")
         beta = candidate
         previous, (value, gradient, information) = value, likelihood.evaluate(beta)
-        if abs(value - previous) <= TOLERANCE * max(1.0, abs(value)) and np.max(np.abs(step)) < 1e-8:
-            return beta, value, information
-    raise NotConvergedError(f"no convergence in {MAX_ITERATIONS} Newton-Raphson iterations")
+        if abs(value - previous) <= TOLERANCE * max(1.0, abs(value)):
+            if np.max(np.abs(step)) < 1e-8:
+                return beta, value, information
+            if np.max(np.abs(beta)) > 20.0:  # the likelihood is flat while estimates keep growing (separation)
+                break
+    running = tuple(int(i) for i in np.flatnonzero(np.abs(step) > 1e-4 * np.maximum(1.0, np.abs(beta))))
+    raise NotConvergedError(f"no convergence in {MAX_ITERATIONS} Newton-Raphson iterations", running)

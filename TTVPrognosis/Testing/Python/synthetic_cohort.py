@@ -4,7 +4,7 @@ Baseline TTV, the fraction remaining after chemotherapy, the number of lesions a
 Gaussian copula with split-normal marginals (ln TTV: median 40 mL, quartiles 15 and 110; fraction remaining:
 median 0.40, quartiles 0.27 and 0.56, i.e. relative change -60 % (-73 to -44) as published), TTV truncated at
 2500 mL. Overall survival is Weibull proportional hazards with a linear predictor in ln TTV, the absolute change
-(per 100 mL; linear, or with a kink for a nonlinear truth), age, sex and ln CEA; censoring is staggered accrual
+(per 100 mL; linear, or with an extra slope between -30 and 0 mL for a nonlinear truth), age, sex and ln CEA; censoring is staggered accrual
 (uniform over 48 months, analysis at 108 months) plus loss to follow-up (exponential, 1 % a month). Recurrence
 after the last local liver treatment (4 months after baseline; left empty for patients who died or were lost
 before it) is Weibull, with death as a competing event.
@@ -35,7 +35,7 @@ class Truth:
     age_per_year: float = 0.02
     female: float = -0.20
     ln_cea: float = 0.15
-    change_kink: float = 0.0  # extra slope of change above -30 mL (per 100 mL): nonlinear truth when non-zero
+    change_kink: float = 0.0  # extra slope (per 100 mL) of change between -30 and 0 mL: nonlinear when non-zero
     extras: dict = field(default_factory=dict)
 
 
@@ -46,7 +46,7 @@ def _split_normal(z: np.ndarray, median: float, q1: float, q3: float) -> np.ndar
 def linear_predictor(frame: dict, truth: Truth) -> np.ndarray:
     change = frame["absolute_change_ml"] / 100.0
     return (truth.ln_ttv * np.log(frame["baseline_ttv_ml"]) + truth.change_per_100ml * change
-            + truth.change_kink * np.maximum(change + 0.3, 0.0) + truth.age_per_year * (frame["age"] - 63.0)
+            + truth.change_kink * np.clip(change + 0.3, 0.0, 0.3) + truth.age_per_year * (frame["age"] - 63.0)
             + truth.female * (frame["sex"] == "female") + truth.ln_cea * np.log(frame["cea"]))
 
 
@@ -85,7 +85,8 @@ def _recurrence(rng, death, censoring, eta) -> dict:
     start_day = dt.date(2015, 1, 1).toordinal()
     accrual = rng.integers(0, 4 * 365, len(death))
     treatment = 4.0
-    recurrence = treatment + 14.0 * (rng.exponential(size=len(death)) / np.exp(eta)) ** (1.0 / 1.1)
+    recurrence = np.minimum(treatment + 14.0 * (rng.exponential(size=len(death)) / np.exp(eta)) ** (1.0 / 1.1),
+                            1000.0)
     last_visit = np.minimum(death, censoring)
     observed = recurrence <= last_visit
     day = lambda months: [dt.date.fromordinal(int(start_day + a + m * 365.25 / 12)).isoformat()  # noqa: E731

@@ -114,3 +114,6 @@ gbsg_cox <- coxph(Surv(time, cens) ~ horTh + age + menostat + tsize + tgrade + p
 out("gbsg2_cox.loglik", gbsg_cox$loglik[2])
 for (term in names(coef(gbsg_cox))) out(paste0("gbsg2_cox.coef.", term), coef(gbsg_cox)[[term]])
 out("gbsg2_cox.concordance", concordance(gbsg_cox)$concordance)
+# Fisher's exact test on r x c tables (network algorithm in R; enumeration in table1.py).
+out("fisher.2x3", fisher.test(matrix(c(3, 1, 1, 4, 2, 0), nrow = 2))$p.value)
+out("fisher.3x3", fisher.test(matrix(c(8, 3, 2, 5, 6, 1, 2, 9, 4), nrow = 3))$p.value)
