@@ -3,11 +3,11 @@
 Baseline TTV, the fraction remaining after chemotherapy, the number of lesions and CEA are correlated through a
 Gaussian copula with split-normal marginals (ln TTV: median 40 mL, quartiles 15 and 110; fraction remaining:
 median 0.40, quartiles 0.27 and 0.56, i.e. relative change -60 % (-73 to -44) as published), TTV truncated at
-2500 mL. Overall survival is Weibull proportional hazards with a linear predictor in ln TTV, the absolute change
-(per 100 mL; linear, or with an extra slope between -30 and 0 mL for a nonlinear truth), age, sex and ln CEA; censoring is staggered accrual
-(uniform over 48 months, analysis at 108 months) plus loss to follow-up (exponential, 1 % a month). Recurrence
-after the last local liver treatment (4 months after baseline; left empty for patients who died or were lost
-before it) is Weibull, with death as a competing event.
+2500 mL. Overall survival is Weibull proportional hazards with a linear predictor in ln TTV, the absolute
+change (per 100 mL; linear, or with an extra slope between -30 and 0 mL for a nonlinear truth), age, sex and
+ln CEA; censoring is staggered accrual (uniform over 48 months, analysis at 108 months) plus loss to follow-up
+(exponential, 1 % a month). Recurrence after the last local liver treatment (4 months after baseline; left
+empty for patients who died or were lost before it) is Weibull, with death as a competing event.
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from TTVPrognosisLib.analysis.run import analyze
+
 pd = pytest.importorskip("pandas")
 sm = pytest.importorskip("statsmodels.api")
 patsy = pytest.importorskip("patsy")
 lifelines = pytest.importorskip("lifelines")
-
-from TTVPrognosisLib.analysis.run import analyze
 
 SETTINGS = """
 [table]
@@ -64,8 +64,6 @@ burden_variable = "tumour_liver_percent"
 partial_effect = "tumour_liver_percent"
 adjusted_values = [0.3, 1, 5]
 """
-CONVENTIONAL = ["age", "sex", "node_positive_primary", "synchronous_crlm", "multiple_metastases",
-                "carcinoembryonic_antigen", "max_tumor_size"]
 
 
 def crlm_table(shared_data: Path, output: Path) -> Path:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from TTVPrognosisLib.analysis.run import analyze
+
 pytest.importorskip("lifelines")
 pytest.importorskip("statsmodels")
-
-from TTVPrognosisLib.analysis.run import analyze
 
 REFERENCE_CSV = Path(__file__).resolve().parent / "r_reference" / "reference.csv"
 

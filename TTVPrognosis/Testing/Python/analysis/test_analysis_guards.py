@@ -8,10 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pd = pytest.importorskip("pandas")
-pytest.importorskip("lifelines")
-
 from synthetic_cohort import cohort
 
 from TTVPrognosisLib.analysis.concordance import harrell_c
@@ -21,6 +17,9 @@ from TTVPrognosisLib.analysis.run import analyze
 from TTVPrognosisLib.analysis.table1 import fisher_exact
 from TTVPrognosisLib.cli import main
 from TTVPrognosisLib.errors import InputError
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("lifelines")
 
 SETTINGS = """
 [outcome]

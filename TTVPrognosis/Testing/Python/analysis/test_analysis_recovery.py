@@ -12,10 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pd = pytest.importorskip("pandas")
-pytest.importorskip("lifelines")
-
 from synthetic_cohort import Truth, censoring_times, cohort
 
 from TTVPrognosisLib.analysis.config import parse_config
@@ -24,6 +20,9 @@ from TTVPrognosisLib.analysis.models import analyse_model
 from TTVPrognosisLib.analysis.run import analyze
 from TTVPrognosisLib.analysis.terms import build_term, term_values
 from TTVPrognosisLib.cli import main
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("lifelines")
 
 SETTINGS = """
 [outcome]
