@@ -81,7 +81,7 @@ def _figures(document: dict, rows, config: AnalysisConfig, context: dict, folder
                                       numeric_column(rows, term.variable), model)
         files += plots.save(figure, folder, "partial_effect", formats)
     if settings.adjusted_values and settings.burden_variable in members:
-        profile, text = _profile(rows, members, terms, model_design)
+        profile, text = _profile(rows, members, terms, settings.burden_variable)
         term = terms[settings.burden_variable]
         baseline = breslow_cumulative_hazard(fits[model], rows.time, rows.event, model_design.matrix)
         figure = plots.adjusted_curves(fits[model], baseline, profile, model_design.slices[term.variable], term,
@@ -90,12 +90,15 @@ def _figures(document: dict, rows, config: AnalysisConfig, context: dict, folder
     return files
 
 
-def _profile(rows, members, terms, model_design) -> tuple[np.ndarray, str]:
-    """Design row of the covariate profile the adjusted curves condition on, and its description."""
+def _profile(rows, members, terms, skipped: str) -> tuple[np.ndarray, str]:
+    """Design row of the covariate profile the adjusted curves condition on, and its description; the columns
+    of ``skipped`` (the burden variable, set per curve) are left 0."""
     parts, described = [], []
     for name in members:
         term = terms[name]
-        if term.kind == "categorical":
+        if name == skipped:
+            parts.append(np.zeros(len(term.columns)))
+        elif term.kind == "categorical":
             parts.append(term.matrix([term.reference])[0])
             described.append(f"{name} = {term.reference}")
         else:

@@ -127,6 +127,7 @@ def adjusted_curves(fit, baseline: tuple[np.ndarray, np.ndarray], profile: np.nd
     axes.set_xlabel(time_label)
     axes.set_ylabel("Survival (Cox model, Breslow baseline)")
     axes.set_title(f"Model '{model_name}' at chosen {term.variable}")
-    axes.text(0.0, -0.22, f"Conditional on {profile_text}", transform=axes.transAxes, fontsize=6, wrap=True)
+    axes.text(0.0, -0.16, f"Conditional on {profile_text}", transform=axes.transAxes, fontsize=6, wrap=True,
+              va="top")
     axes.legend(fontsize=7)
     return figure

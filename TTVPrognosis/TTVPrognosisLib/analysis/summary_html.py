@@ -50,7 +50,8 @@ def summary_page(document: dict, files: list[str]) -> str:
                             [[c["base"], c["extended"], f"{c['lr_chi2']:.2f} ({c['df']})", _p(c["p"]),
                               _number(c["concordance_base"]), _number(c["concordance_extended"]),
                               f"{_number(c['delta_c'])} ({_ci(c['delta_c_ci95'])})",
-                              " / ".join(_number(v) for v in c["optimism_corrected_concordance"].values()) or "n/a"]
+                              ", ".join(f"{k} {_number(v)}" for k, v in c["optimism_corrected_concordance"].items())
+                              or "n/a"]
                              for c in document["comparisons"]]))
     follow = document["follow_up_months"]
     medians = document["survival_medians"]
