@@ -51,8 +51,10 @@ def read_table(path: str | Path, missing_values: tuple[str, ...] = ()):
         raise InputError(f"Table not found: {table_path}.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise InputError(f"Cannot read the table {table_path} as CSV: {error}.") from None
+    header = pd.read_csv(table_path, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                         sep=None, engine="python").iloc[0].str.strip().tolist()  # names before pandas renames twins
     frame.columns = [str(column).strip() for column in frame.columns]
-    duplicated = sorted({column for column in frame.columns if list(frame.columns).count(column) > 1})
+    duplicated = sorted({column for column in header if header.count(column) > 1})
     if duplicated:
         raise InputError(f"The table {table_path} has duplicate columns: {', '.join(duplicated)}.")
     markers = {marker.strip().lower() for marker in missing_values} | set(MISSING_TEXT)

@@ -4,6 +4,7 @@ seed gives the same bytes, and the building blocks agree with their definitions.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,22 @@ def test_fisher_exact_on_r_by_c_tables_equals_r():
     assert fisher_exact(np.array([[3, 1, 2], [1, 4, 0]])) == pytest.approx(reference["fisher.2x3"], rel=1e-6)
     assert fisher_exact(np.array([[8, 5, 2], [3, 6, 9], [2, 1, 4]])) == pytest.approx(reference["fisher.3x3"],
                                                                                        rel=1e-6)
+
+
+def test_duplicate_columns_are_refused(tmp_path):
+    table, config = files(tmp_path)
+    lines = table.read_text(encoding="utf-8").splitlines()
+    table.write_text("\n".join(line + "," + line.split(",")[5] for line in lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="duplicate columns: age"):
+        analyze(table, config, tmp_path / "out")
+
+
+def test_a_horizon_censors_later_events_there(tmp_path, capsys):
+    frame = cohort(300, seed=3)
+    settings = SETTINGS.replace('event = "os_event"', 'event = "os_event"\nhorizon_months = 12')
+    table, config = files(tmp_path, frame, settings)
+    assert main(["analyze", str(table), "--config", str(config), "--output", str(tmp_path / "out")]) == 0
+    assert "Analysed 300 of 300 patients" in capsys.readouterr().out
+    document = json.loads((tmp_path / "out" / "analysis.json").read_text(encoding="utf-8"))
+    early = int(np.sum((frame["os_event"] == 1) & (frame["os_months"] <= 12)))
+    assert document["outcome"]["events"] == early < int(np.sum(frame["os_event"]))
