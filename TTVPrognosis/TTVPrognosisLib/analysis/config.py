@@ -144,6 +144,9 @@ def parse_config(text: str, source: str = "<settings>") -> AnalysisConfig:
     check.keys(bootstrap, "bootstrap", {"replicates", "seed"})
     table = check.table(raw, "table")
     check.keys(table, "table", {"id", "missing"})
+    for name in check.names(table1, "table1.variables"):
+        check.that(name in variables, f"table1.variables names '{name}', which is not under [variables] (declare "
+                                      f"it there so it is summarised as numbers or as categories on purpose)")
     membership_variables = check.names(membership, "membership.variables")
     for name in membership_variables:
         check.that(name in variables, f"membership.variables names '{name}', which is not under [variables]")

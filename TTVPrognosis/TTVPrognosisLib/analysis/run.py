@@ -74,8 +74,7 @@ def analyse(rows: CohortRows, config: AnalysisConfig) -> tuple[dict, dict]:
     if config.table1_by:
         from .table1 import table_one
 
-        categorical = {name for name in config.table1_variables
-                       if name in config.variables and config.variables[name].kind == "categorical"}
+        categorical = {name for name in config.table1_variables if config.variables[name].kind == "categorical"}
         document["table1"] = table_one(rows, config.table1_by, config.table1_variables, categorical)
     if config.membership_by:
         from .membership import membership_c

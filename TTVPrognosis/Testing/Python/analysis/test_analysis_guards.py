@@ -135,6 +135,8 @@ def test_settings_mistakes_are_named():
         parse_config(SETTINGS.replace('extended = "with_ttv"', 'extended = "conventional"'))
     with pytest.raises(InputError, match="knots must be 3, 4 or 5"):
         parse_config(SETTINGS.replace("knots = 3", "knots = 7"))
+    with pytest.raises(InputError, match=r"table1\.variables names 'cea'"):
+        parse_config(SETTINGS.replace('variables = ["age", "sex", "baseline_ttv_ml"]', 'variables = ["age", "cea"]'))
     with pytest.raises(InputError, match="not valid TOML"):
         parse_config("[outcome\n")
 
