@@ -259,6 +259,8 @@ def _plots(check: _Checker, table: dict, models: dict, variables: dict) -> Plots
     check.that(model is None or model in models, f"plots.model {model!r} is not under [models]")
     burden = check.text(table, "plots.burden_variable")
     partial = check.text(table, "plots.partial_effect")
+    check.that(model is not None or not (partial or table.get("adjusted_values")),
+               "plots.model is needed for the partial effect and the adjusted curves (which model's fit to show)")
     for key, name in (("burden_variable", burden), ("partial_effect", partial)):
         check.that(name is None or name in variables, f"plots.{key} {name!r} is not under [variables]")
         check.that(name is None or model is None or name in models[model], f"plots.{key} {name!r} is not in "

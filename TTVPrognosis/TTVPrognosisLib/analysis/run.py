@@ -150,7 +150,7 @@ def json_ready(value):
 
 
 def _write_json(document: dict, path: Path) -> None:
-    text = json.dumps(json_ready(document), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    text = json.dumps(json_ready(document), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)

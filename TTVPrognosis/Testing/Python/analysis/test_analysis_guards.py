@@ -137,6 +137,8 @@ def test_settings_mistakes_are_named():
         parse_config(SETTINGS.replace("knots = 3", "knots = 7"))
     with pytest.raises(InputError, match=r"table1\.variables names 'cea'"):
         parse_config(SETTINGS.replace('variables = ["age", "sex", "baseline_ttv_ml"]', 'variables = ["age", "cea"]'))
+    with pytest.raises(InputError, match=r"plots\.model is needed"):
+        parse_config(SETTINGS.replace('formats = ["png"]', 'partial_effect = "age"'))
     with pytest.raises(InputError, match="not valid TOML"):
         parse_config("[outcome\n")
 
