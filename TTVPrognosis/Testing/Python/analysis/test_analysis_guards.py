@@ -207,3 +207,10 @@ def test_a_horizon_censors_later_events_there(tmp_path, capsys):
     document = json.loads((tmp_path / "out" / "analysis.json").read_text(encoding="utf-8"))
     early = int(np.sum((frame["os_event"] == 1) & (frame["os_months"] <= 12)))
     assert document["outcome"]["events"] == early < int(np.sum(frame["os_event"]))
+
+
+def test_a_membership_model_that_separates_the_cohorts_is_refused(tmp_path):
+    pytest.importorskip("statsmodels")
+    frame = cohort(300, seed=3)
+    frame["age"] = np.where(frame["cohort"] == "trial", frame["age"] % 40 + 20, frame["age"] % 30 + 61)
+    assert "separates the groups" in refused(tmp_path, frame)
