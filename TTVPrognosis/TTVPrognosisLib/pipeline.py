@@ -100,3 +100,28 @@ def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.Path
     followup, followup_ct = load_time_point(followup_path, followup_image)
     return compare_volumes(baseline, followup, exclude=exclude, liver=liver, baseline_image=baseline_ct,
                            followup_image=followup_ct, register=register, registration_mode=registration_mode)
+
+
+def report_inputs(baseline_path: str | os.PathLike, followup_path: str | os.PathLike | None = None,
+                  baseline_image: str | os.PathLike | None = None, followup_image: str | os.PathLike | None = None,
+                  exclude: Sequence[str] = (), liver: Sequence[str] = (), register: bool = True,
+                  registration_mode: str = RIGID) -> tuple[Measurement | Comparison, list[tuple[LabelVolume,
+                                                                                              ImageVolume | None]]]:
+    """What a patient report needs: the result with its lesion label maps, and each time point's files as read.
+
+    One time point is measured; two are compared exactly as :func:`compare_files` does.
+    """
+    time_points = [load_time_point(baseline_path, baseline_image)]
+    if followup_path is None:
+        volume = time_points[0][0]
+        require_segments_named([volume], exclude, "--exclude-segment")
+        require_segments_named([volume], liver, "--liver-segment")
+        result = measure(volume, exclude=names_matching(volume, exclude), liver=names_matching(volume, liver),
+                         keep_labels=True)
+        return result, time_points
+    time_points.append(load_time_point(followup_path, followup_image))
+    (baseline, baseline_ct), (followup, followup_ct) = time_points
+    result = compare_volumes(baseline, followup, exclude=exclude, liver=liver, keep_labels=True,
+                             baseline_image=baseline_ct, followup_image=followup_ct, register=register,
+                             registration_mode=registration_mode)
+    return result, time_points
