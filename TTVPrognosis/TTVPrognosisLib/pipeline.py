@@ -13,6 +13,7 @@ from .formats.io import ImageVolume, read_image, read_image_geometry, read_segme
 from .formats.segments import LabelVolume, names_matching, require_segments_named
 from .geometry import reference_grid_warnings
 from .measure.volumetry import Measurement, liver_union, measure
+from .report.patient_report import ReportOptions
 from .response.comparison import Comparison, compare
 from .response.registration import RIGID, register_followup
 
@@ -125,3 +126,30 @@ def report_inputs(baseline_path: str | os.PathLike, followup_path: str | os.Path
                              baseline_image=baseline_ct, followup_image=followup_ct, register=register,
                              registration_mode=registration_mode)
     return result, time_points
+
+
+def write_patient_report(result: Measurement | Comparison, time_points: list[tuple[LabelVolume, ImageVolume | None]],
+                         input_paths: dict[str, str | os.PathLike | None], pdf_path: str | os.PathLike | None,
+                         html_path: str | os.PathLike | None, settings: dict[str, str],
+                         options: ReportOptions | None = None, prognosis: dict | None = None,
+                         include_identifiers: bool = False, date: str | None = None) -> list:
+    """Draw and write one patient's report (PDF and/or HTML) from a result of :func:`report_inputs`.
+
+    ``input_paths`` (role -> path) are listed with their SHA-256; ``settings`` as given. ``prognosis``
+    defaults to the section ``compare`` shows for the baseline (and follow-up) TTV.
+    """
+    from .prognosis.section import prognosis_section
+    from .report.patient_report import TimePointData, report_content, write_report
+    from .report.provenance import provenance, report_date
+
+    options = options or ReportOptions()
+    comparison = result if isinstance(result, Comparison) else None
+    baseline = comparison.baseline if comparison else result
+    if prognosis is None and baseline.ttv_ml > 0:
+        prognosis = prognosis_section(baseline.ttv_ml, comparison.followup.ttv_ml if comparison else None,
+                                      model=options.model)
+    images = [path for role, path in input_paths.items() if "image" in role.lower() or "CT" in role]
+    record = provenance(input_paths, settings, report_date(date), include_identifiers, tuple(images))
+    data = [TimePointData(volume, image) for volume, image in time_points]
+    content = report_content(result, prognosis, record, data[0], data[1] if len(data) > 1 else None, options)
+    return write_report(content, pdf_path, html_path)
