@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not register follow-ups: each patient's scans are already aligned")
     batch.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
                        help="registration transform (default: rigid)")
+    batch.add_argument("--reports", metavar="DIR",
+                       help="also write each patient's report (PDF, as the report command makes it) into DIR")
     _add_segment_role_options(batch)
     batch.set_defaults(handler=_run_batch)
     return parser
@@ -203,15 +205,16 @@ def _clinical_inputs(args: argparse.Namespace):
 def _check_report_outputs(args: argparse.Namespace) -> None:
     if not args.output and not args.html:
         raise InputError("Name the report to write: --output REPORT.pdf and/or --html REPORT.html.")
+    inputs = {Path(path).resolve() for path in (args.baseline, args.followup, args.baseline_image,
+                                                  args.followup_image, args.model) if path}
+    for path in (args.output, args.html):
+        if path and Path(path).resolve() in inputs:
+            raise InputError(f"'{path}' is one of the inputs; choose another name for the report.")
     if args.output and not args.output.lower().endswith(".pdf"):
         raise InputError(f"--output writes a PDF: give it a name ending in .pdf, not '{args.output}'.")
     if args.html and not args.html.lower().endswith((".html", ".htm")):
         raise InputError(f"--html writes an HTML file: give it a name ending in .html, not '{args.html}'.")
-    inputs = {Path(path).resolve() for path in (args.baseline, args.followup, args.baseline_image,
-                                                  args.followup_image) if path}
     for path in (args.output, args.html):
-        if path and Path(path).resolve() in inputs:
-            raise InputError(f"'{path}' is one of the inputs; choose another name for the report.")
         if path and Path(path).exists() and not args.overwrite:
             raise InputError(f"'{path}' already exists; add --overwrite to replace it, or choose another name.")
         if path:
@@ -458,6 +461,9 @@ def _run_batch(args: argparse.Namespace) -> int:
     check_outputs(args.output, args.lesions_output, args.resume, args.overwrite, args.manifest)
     manifest = read_manifest(args.manifest, outputs=outputs)
     _print_warnings(manifest.warnings)
+    if args.reports:
+        _prepare_reports_folder(Path(args.reports), [entry.patient_id for entry in manifest.entries],
+                                args.resume or args.overwrite)
     problems = manifest.file_problems
     if problems:
         print(f"{len(problems)} input problem(s) found; these patients are recorded as failed and the others run:",
@@ -472,7 +478,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         result = run_cohort(manifest, args.output, args.lesions_output, workers=args.workers, executor=client,
                             resume=args.resume, retry_failed=args.retry_failed, overwrite=args.overwrite,
                             progress=progress, exclude=args.exclude_segment, liver=args.liver_segment,
-                            register=not args.no_registration, registration_mode=args.registration)
+                            register=not args.no_registration, registration_mode=args.registration,
+                            reports_dir=args.reports)
     except KeyboardInterrupt:
         if progress is not None:
             progress.close()
@@ -494,6 +501,28 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.lesions_output:
         print(f"Lesions: {Path(args.lesions_output).resolve()}")
     return 0 if result.ok else EXIT_INPUT_ERROR
+
+
+def _prepare_reports_folder(folder: Path, patient_ids: list[str], replace: bool) -> None:
+    """Create the reports folder; refuse to overwrite reports of an earlier run unless resuming or overwriting."""
+    from .cohort.patient import report_file_name
+
+    names = [report_file_name(patient_id) for patient_id in patient_ids]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise InputError(f"Patient ids that differ only in characters a file name cannot hold would share a report "
+                         f"file ({', '.join(clashes)}); make them distinct in the manifest.")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--reports '{folder}' is a file; give a folder for the reports.")
+    existing = [name for name in names if (folder / name).exists()]
+    if existing and not replace:
+        raise InputError(f"The reports folder '{folder}' already holds reports of these patients ({existing[0]}"
+                         f"{', ...' if len(existing) > 1 else ''}); add --overwrite to replace them, or --resume.")
+    require_writable_folder(folder / names[0] if names else folder / "report.pdf")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"Could not create the reports folder '{folder}' ({error.strerror or error}).") from error
 
 
 class Terminated(KeyboardInterrupt):

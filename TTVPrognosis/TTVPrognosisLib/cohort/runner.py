@@ -116,7 +116,8 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
                retry_failed: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None,
                should_cancel: Callable[[], bool] | None = None, read_segmentation: Callable | None = None,
                read_image: Callable | None = None, exclude: Sequence[str] = (), liver: Sequence[str] = (),
-               register: bool = True, registration_mode: str = "rigid") -> CohortResult:
+               register: bool = True, registration_mode: str = "rigid",
+               reports_dir: str | os.PathLike | None = None) -> CohortResult:
     """Process every patient of ``manifest`` and write the results table (and the lesion table, if named).
 
     - ``workers``: 1 runs in this process (use it inside Slicer); N > 1 a local process pool; default one per
@@ -136,6 +137,8 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
     - ``exclude``/``liver``: segment names applied to every patient, as in ``compare``; ``register=False``
       takes each patient's scans as aligned (no registration before lesion matching); ``registration_mode``
       ``"rigid"`` or ``"affine"``, as in ``compare --registration``.
+    - ``reports_dir``: also write each computed patient's report there (``<patient id>.pdf``, as
+      ``ttvprognosis report`` writes it); a report that cannot be made fails that patient.
     """
     output = Path(output)
     lesions_output = Path(lesions_output) if lesions_output is not None else None
@@ -167,7 +170,8 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
         jobs.append((entry, PatientJob(
             entry.patient_id, entry.paths[BASELINE_SEGMENTATION], entry.paths.get(FOLLOWUP_SEGMENTATION),
             entry.paths.get(BASELINE_IMAGE), entry.paths.get(FOLLOWUP_IMAGE), tuple(exclude), tuple(liver),
-            register, registration_mode, read_segmentation, read_image)))
+            register, registration_mode, read_segmentation, read_image,
+            report_dir=None if reports_dir is None else str(reports_dir))))
     total = len(manifest.entries)
     done = total - len(jobs)
     for path in (output, lesions_output):

@@ -148,6 +148,7 @@ def write_report(content: ReportContent, pdf_path: str | os.PathLike | None = No
 def _write_atomically(path: Path, data: bytes) -> Path:
     temporary = path.with_name(f".{path.name}.partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_bytes(data)
         os.replace(temporary, path)
     except OSError as error:
