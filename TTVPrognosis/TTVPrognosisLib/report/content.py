@@ -55,6 +55,7 @@ class ReportContent:
     scores: list[str]
     warnings: list[str]
     provenance: Provenance
+    key_image_note: str = ""
     key_images: list[KeyImage] = field(default_factory=list)
     overview_png: bytes | None = None
     survival_png: bytes | None = None
@@ -98,6 +99,13 @@ def build_content(result: Measurement | Comparison, prognosis: dict | None, prov
     if prognosis:
         warnings += [*prognosis.get("warnings", []), *(f"Prognosis not available: {error}"
                                                        for error in prognosis.get("errors", []))]
+    note = ("Axial CT slices (patient's right on the left); yellow = the lesion named, orange = other lesions, "
+            "green = liver.")
+    if comparison is not None:
+        registered = comparison.lesion_matching is not None and comparison.lesion_matching.registered
+        note += (" The other time point is shown at the position the registration maps the lesion to." if registered
+                 else " The scans were not registered: the other time point is shown at the same scanner "
+                      "coordinates.")
     return ReportContent(
         title="TTVPrognosis patient report: liver metastases",
         case_label=case_label, notice=RESEARCH_NOTICE, summary_headers=headers, summary_rows=rows,
@@ -105,7 +113,7 @@ def build_content(result: Measurement | Comparison, prognosis: dict | None, prov
         target_headers=["RECIST 1.1", "Lesion", "Baseline mm", "Follow-up mm", "Follow-up"] if target_rows else [],
         target_rows=target_rows, facts=facts, survival_headers=survival_headers, survival_rows=survival,
         model_lines=model_lines, scores=[f"{score.score}: {score.status}" for score in scores or []],
-        warnings=warnings, provenance=provenance)
+        warnings=warnings, provenance=provenance, key_image_note=note)
 
 
 def _prognosis_facts(prognosis: dict | None) -> list[str]:

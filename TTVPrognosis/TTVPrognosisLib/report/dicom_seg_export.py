@@ -98,8 +98,12 @@ def read_ct_series(folder: str | os.PathLike) -> CtSeries:
     if any(int(dataset.get("NumberOfFrames", 1) or 1) > 1 for dataset in datasets):
         raise InputError("The CT is a multi-frame (enhanced) DICOM object; export-seg needs a classic series of "
                          "single-slice files.")
-    frames = {str(dataset.get("FrameOfReferenceUID", "")) for dataset in datasets}
-    if len(frames) != 1 or not next(iter(frames)):
+    frames = {str(dataset.get("FrameOfReferenceUID", "") or "") for dataset in datasets}
+    if frames == {""}:
+        raise InputError(f"The CT slices in '{root}' have no Frame of Reference UID (a required DICOM attribute, "
+                         f"missing in some anonymised or converted series); a DICOM SEG cannot be placed on them. "
+                         f"Export on the CT series as the scanner or PACS sent it.")
+    if len(frames) != 1:
         raise InputError(f"The CT slices in '{root}' do not share one Frame of Reference UID; a DICOM SEG cannot "
                          f"reference them.")
     return _sorted_series(datasets, root)

@@ -73,9 +73,7 @@ def report_html(content: ReportContent) -> str:
         parts += ["<h2>Overview</h2>",
                   f"<figure style='width:40em'>{_image(content.overview_png, 'Overview')}</figure>"]
     parts.append(f"<h2>Key images ({len(content.key_images)}): targets, new and disappeared lesions</h2>")
-    parts.append("<p class='small'>Axial CT slices (patient's right on the left); yellow = the lesion named, orange = "
-                 "other lesions, green = liver. The follow-up is shown at the position the registration maps the "
-                 "baseline lesion to.</p>")
+    parts.append(f"<p class='small'>{_escape(content.key_image_note)}</p>")
     figures = [f"<figure class='keyimage'>{_image(key.png, key.title)}<figcaption>{_escape(key.title)}</figcaption>"
                f"</figure>" for key in content.key_images]
     parts.append(f"<div class='keyimages'>{''.join(figures)}</div>" if figures

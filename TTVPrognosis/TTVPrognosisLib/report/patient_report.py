@@ -71,7 +71,7 @@ def report_content(result: Measurement | Comparison, prognosis: dict | None, pro
                 continue
             ids = ((key.baseline_id,) if key.baseline_id else ()) if index == 0 else key.followup_ids
             panels.append(axial_slice(measurement, point, key.field_mm, ids, data.image, liver_images[index],
-                                      _caption(key, index, comparison)))
+                                      _caption(key, index)))
         content.key_images.append(KeyImage(key.title, key.kind,
                                            key_image_png(KeyImagePanels(key.title, *panels), options.window_hu)))
     content.overview_png = _overview(measurements, (baseline, followup), livers)
@@ -85,14 +85,10 @@ def report_content(result: Measurement | Comparison, prognosis: dict | None, pro
     return content
 
 
-def _caption(key: KeyLesion, index: int, comparison: Comparison | None) -> str:
-    if index == 0:
-        return f"lesion {key.baseline_id}" if key.baseline_id else "same place (registered), no lesion"
-    if key.followup_ids:
-        return "lesion " + " + ".join(str(number) for number in key.followup_ids)
-    registered = comparison is not None and comparison.lesion_matching is not None \
-        and comparison.lesion_matching.registered
-    return "same place" + (" (registered)" if registered else " (not registered)") + ", no lesion"
+def _caption(key: KeyLesion, index: int) -> str:
+    """Which lesion the panel shows, or that the place the other scan maps to holds none."""
+    ids = ((key.baseline_id,) if key.baseline_id else ()) if index == 0 else key.followup_ids
+    return "lesion " + " + ".join(str(number) for number in ids) if ids else "no lesion here"
 
 
 def _overview(measurements, data: Sequence[TimePointData | None], livers) -> bytes | None:

@@ -54,9 +54,8 @@ class _Page:
         self.y += 0.08
         self.text(text, size=10.5, weight="bold", colour="#1f4e9c")
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], width_in: float | None = None,
-              left_aligned: int = 1) -> None:
-        """Columns sized by their longest cell; the first ``left_aligned`` left-aligned, the others right-aligned."""
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], width_in: float | None = None) -> None:
+        """Columns sized by their longest cell; the first left-aligned, the others right-aligned."""
         if not rows:
             return
         width_in = width_in or PAGE_IN[0] - 2 * MARGIN_IN
@@ -66,7 +65,7 @@ class _Page:
         for index, line in enumerate([headers, *rows]):
             x = MARGIN_IN
             for column, (cell, width) in enumerate(zip(line, widths)):
-                right = column >= left_aligned
+                right = column > 0
                 self.figure.text(*self._xy(x + (width - 0.05 if right else 0.0), self.y), str(cell), fontsize=8,
                                  va="top", ha="right" if right else "left",
                                  fontweight="bold" if index == 0 else "normal")
@@ -174,9 +173,7 @@ def _picture_pages(pages, header: str, footer: str, content: ReportContent) -> _
         height = page.image(content.overview_png, MARGIN_IN + 0.6, 6.0)
         page.y += height + 0.05
     page.heading(f"Key images ({len(content.key_images)}): targets, new and disappeared lesions")
-    page.text("Axial CT slices (patient's right on the left); yellow = the lesion named, orange = other lesions, "
-              "green = liver. The follow-up is shown at the position the registration maps the baseline lesion to.",
-              size=7.5)
+    page.text(content.key_image_note, size=7.5)
     if not content.key_images:
         page.text("No target, new or disappeared lesion to show.")
     column_width = (PAGE_IN[0] - 2 * MARGIN_IN - 0.2) / 2
@@ -214,8 +211,9 @@ def _provenance_section(page: _Page, content: ReportContent) -> None:
     page.heading("Provenance")
     provenance = content.provenance
     page.text(f"Tool: TTVPrognosis {provenance.tool_version}; report date {provenance.date_utc}.")
-    if provenance.inputs:
-        page.table(["Input", "File", "SHA-256"], provenance.rows(), left_aligned=3)
+    for role, name, checksum in provenance.rows():
+        page.text(f"{role}: {name}", size=7.5)
+        page.text(f"SHA-256 {checksum}", size=7, colour="#333333", indent=0.2)
     for key, value in provenance.settings.items():
         page.text(f"{key}: {value}", size=7.5)
     page.text(content.notice, size=9, weight="bold", colour=NOTICE_COLOUR)

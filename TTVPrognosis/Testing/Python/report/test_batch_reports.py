@@ -11,6 +11,7 @@ from TTVPrognosisLib.formats.demo_data import write_demo_case
 
 pypdf = pytest.importorskip("pypdf")
 pytest.importorskip("matplotlib")
+pytestmark = pytest.mark.slow  # whole reports: a few seconds each
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ pypdf = pytest.importorskip("pypdf")
 pytest.importorskip("matplotlib")
 
 NOTICE_START = "RESEARCH USE ONLY"
+pytestmark = pytest.mark.slow  # whole reports: a few seconds each
 
 
 @pytest.fixture(scope="module")
