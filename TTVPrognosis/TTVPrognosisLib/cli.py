@@ -241,9 +241,10 @@ def _run_report(args: argparse.Namespace) -> int:
     baseline = comparison.baseline if comparison else result
     _print_warnings(baseline.warnings + (comparison.followup.warnings + comparison.warnings if comparison else []))
     clinical = _clinical_inputs(args)
+    given = any(value is not None for value in vars(clinical).values())  # no values: no scores to show
     scores = ([fong_score(baseline.lesion_count, baseline.largest_axial_diameter_mm, clinical),
                game_score(baseline.lesion_count, baseline.largest_axial_diameter_mm, clinical)]
-              if baseline.lesion_count else [])
+              if baseline.lesion_count and given else [])
     settings = {"Registration": "off" if args.no_registration else args.registration,
                 "CT window (W/L, HU)": f"{window[0]:g} / {window[1]:g}", "Model": model.model_id,
                 "Excluded segments": ", ".join(args.exclude_segment) or "none",

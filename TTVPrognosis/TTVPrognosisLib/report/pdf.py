@@ -23,21 +23,31 @@ WRAP_CHARACTERS = 118
 KEY_IMAGES_FIRST_PAGE = 6
 KEY_IMAGES_PER_PAGE = 8
 NOTICE_COLOUR = "#b00020"
-PROVENANCE_ROOM_IN = 2.2
 
 
 class _Page:
     """A page with a cursor moving down from the top (inches from the top edge)."""
 
     def __init__(self, pages, title: str, footer: str) -> None:
+        self.pages = pages
+        self.title = title
+        self.footer = footer
+        self._start()
+
+    def _start(self) -> None:
         from matplotlib.figure import Figure
 
-        self.pages = pages
         self.figure = Figure(figsize=PAGE_IN)
         self.y = MARGIN_IN
-        self.figure.text(MARGIN_IN / PAGE_IN[0], 1 - 0.3 / PAGE_IN[1], title, fontsize=7, color="#555555")
-        self.figure.text(1 - MARGIN_IN / PAGE_IN[0], 0.3 / PAGE_IN[1], footer, fontsize=7, color="#555555",
+        self.figure.text(MARGIN_IN / PAGE_IN[0], 1 - 0.3 / PAGE_IN[1], self.title, fontsize=7, color="#555555")
+        self.figure.text(1 - MARGIN_IN / PAGE_IN[0], 0.3 / PAGE_IN[1], self.footer, fontsize=7, color="#555555",
                          ha="right")
+
+    def need(self, height_in: float) -> None:
+        """Go on on a new page when less than ``height_in`` is left on this one."""
+        if self.room() < height_in:
+            self.save()
+            self._start()
 
     def _xy(self, x_in: float, y_in: float) -> tuple[float, float]:
         return x_in / PAGE_IN[0], 1 - y_in / PAGE_IN[1]
@@ -45,12 +55,14 @@ class _Page:
     def text(self, text: str, size: float = 8, weight: str = "normal", colour: str = "black", indent: float = 0.0,
              wrap: int = WRAP_CHARACTERS) -> None:
         for line in textwrap.wrap(text, wrap) or [""]:
+            self.need(LINE_IN * size / 8.0 * 1.05)
             self.figure.text(*self._xy(MARGIN_IN + indent, self.y), line, fontsize=size, fontweight=weight,
                              color=colour, va="top")
             self.y += LINE_IN * size / 8.0 * 1.05
         self.y += 0.02
 
     def heading(self, text: str) -> None:
+        self.need(0.6)  # a heading is never the last line of a page
         self.y += 0.08
         self.text(text, size=10.5, weight="bold", colour="#1f4e9c")
 
@@ -62,7 +74,9 @@ class _Page:
         lengths = [max(len(str(cell)) for cell in column) + 2 for column in zip(headers, *rows)]
         scale = width_in / max(sum(lengths), 1)
         widths = [min(length * scale, length * 0.075) for length in lengths]
+        self.need(LINE_IN * min(len(rows) + 1, 4))
         for index, line in enumerate([headers, *rows]):
+            self.need(LINE_IN)
             x = MARGIN_IN
             for column, (cell, width) in enumerate(zip(line, widths)):
                 right = column > 0
@@ -112,11 +126,7 @@ def report_pdf(content: ReportContent) -> bytes:
             PdfPages(buffer, metadata={"Title": content.title, "Creator": f"TTVPrognosis {__version__}",
                                        "Producer": f"TTVPrognosis {__version__}", "CreationDate": None}) as pages:
         _numbers_page(_Page(pages, header, footer), content)
-        page = _picture_pages(pages, header, footer, content)
-        if page.room() < PROVENANCE_ROOM_IN + LINE_IN * (len(content.warnings) * 2 + len(content.provenance.inputs)):
-            page.save()
-            page = _Page(pages, header, footer)
-        _provenance_section(page, content)
+        _provenance_section(_picture_pages(pages, header, footer, content), content)
     return buffer.getvalue()
 
 
@@ -139,6 +149,7 @@ def _numbers_page(page: _Page, content: ReportContent) -> None:
         page.text(fact)
     page.heading("Prognosis (research use only)")
     if content.survival_png is not None:
+        page.need(4.9 * 0.55)
         height = page.image(content.survival_png, MARGIN_IN, 4.9)
         if content.survival_rows:
             saved = page.y
@@ -169,6 +180,7 @@ def _picture_pages(pages, header: str, footer: str, content: ReportContent) -> _
     """Overview and key images; returns the last page, not yet saved (the provenance may fit below)."""
     page = _Page(pages, header, footer)
     if content.overview_png is not None:
+        page.need(3.5)
         page.heading("Overview")
         height = page.image(content.overview_png, MARGIN_IN + 0.6, 6.0)
         page.y += height + 0.05
@@ -182,8 +194,7 @@ def _picture_pages(pages, header: str, footer: str, content: ReportContent) -> _
         column = placed_on_page % 2
         needed = column_width * 0.58
         if column == 0 and page.room() < needed:
-            page.save()
-            page = _Page(pages, header, footer)
+            page.need(needed)
             page.heading("Key images (continued)")
             placed_on_page = 0
         x = MARGIN_IN + column * (column_width + 0.2)
