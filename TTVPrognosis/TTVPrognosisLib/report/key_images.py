@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from ..formats.io import ImageVolume
-from ..geometry import apply_affine
+from ..geometry import Geometry, apply_affine
 from ..measure.volumetry import LesionLabels, Measurement
 from ..response.comparison import Comparison
 from ..response.recist import TrackedLesion, assess
@@ -143,14 +144,22 @@ def _display_centre(measurement: Measurement, lesion_id: int) -> tuple[float, fl
 # Sampling a slice
 # --------------------------------------------------------------------------------------------------------
 
-def axial_slice(measurement: Measurement, centre_ras: tuple[float, float, float], field_mm: float,
+def label_maps(measurement: Measurement, geometry: Geometry) -> LesionLabels:
+    """The measurement's lesion label maps; an empty map on ``geometry`` when it has no lesion (e.g. a complete
+    response). Refuses a measurement with lesions whose maps were not kept."""
+    if measurement.lesion_labels is not None:
+        return measurement.lesion_labels
+    if measurement.lesion_count:
+        raise InputError("The report's key images need the lesion label maps: compare or measure with "
+                         "keep_labels=True.")
+    return LesionLabels(np.zeros((1, 1, 1), dtype=np.uint16), (0, 0, 0), geometry)
+
+
+def axial_slice(labels: LesionLabels, centre_ras: tuple[float, float, float], field_mm: float,
                 lesion_ids: tuple[int, ...], image: ImageVolume | None = None, liver: ImageVolume | None = None,
                 caption: str = "") -> SlicePanel:
     """The axial plane through ``centre_ras`` (moved to the nearest slice of the segmentation), ``field_mm``
     wide, with the CT (linear interpolation) and the lesion masks (nearest voxel) sampled on it."""
-    labels = measurement.lesion_labels
-    if labels is None:
-        raise ValueError("axial_slice needs the lesion label maps (compare/measure with keep_labels=True).")
     geometry = labels.geometry
     pixel_mm = float(min(geometry.spacing[a] for a in range(3) if a != geometry.axial_axis_ijk))
     centre = _on_nearest_slice(labels, np.asarray(centre_ras, dtype=float))
@@ -187,6 +196,11 @@ def _sample_labels(labels: LesionLabels, points_ras: np.ndarray) -> np.ndarray:
 def _sample_image(image: ImageVolume, points_ras: np.ndarray, order: int, outside: float) -> np.ndarray:
     from scipy.ndimage import map_coordinates
 
-    kji = image.geometry.kji_from_ras(points_ras).T
-    voxels = image.voxels if image.voxels.dtype != bool else image.voxels.astype(np.uint8)
-    return map_coordinates(voxels.astype(np.float32, copy=False), kji, order=order, mode="constant", cval=outside)
+    kji = image.geometry.kji_from_ras(points_ras)
+    shape = np.asarray(image.voxels.shape)
+    low = np.clip(np.floor(kji.min(axis=0)).astype(int) - 1, 0, shape)
+    high = np.clip(np.ceil(kji.max(axis=0)).astype(int) + 2, 0, shape)
+    if np.any(high <= low):  # the plane misses the image
+        return np.full(len(points_ras), outside, dtype=np.float32)
+    block = image.voxels[tuple(slice(a, b) for a, b in zip(low, high))]  # only the voxels around the plane
+    return map_coordinates(block.astype(np.float32), (kji - low).T, order=order, mode="constant", cval=outside)

@@ -22,7 +22,7 @@ from ..prognosis.scores import ScoreResult
 from ..prognosis.section import survival_curves
 from ..response.comparison import Comparison
 from .content import KeyImage, ReportContent, build_content
-from .key_images import KeyLesion, axial_slice, key_lesions
+from .key_images import KeyLesion, axial_slice, key_lesions, label_maps
 from .provenance import Provenance
 
 
@@ -56,9 +56,8 @@ def report_content(result: Measurement | Comparison, prognosis: dict | None, pro
     content = build_content(result, prognosis, provenance, options.case_label, options.scores)
     comparison = result if isinstance(result, Comparison) else None
     measurements = (comparison.baseline, comparison.followup) if comparison else (result, None)
-    if any(m is not None and m.lesion_count and m.lesion_labels is None for m in measurements):
-        raise InputError("The report's key images need the lesion label maps: compare or measure with "
-                         "keep_labels=True.")
+    labels = [None if m is None or data is None else label_maps(m, data.segmentation.geometry)
+              for m, data in zip(measurements, (baseline, followup))]
     livers = [None if data is None else liver_union(data.segmentation, exclude=options.exclude, liver=options.liver)
               for data in (baseline, followup)]
     liver_images = [None if liver is None else liver.as_image() for liver in livers]
@@ -70,7 +69,7 @@ def report_content(result: Measurement | Comparison, prognosis: dict | None, pro
                 panels.append(None)
                 continue
             ids = ((key.baseline_id,) if key.baseline_id else ()) if index == 0 else key.followup_ids
-            panels.append(axial_slice(measurement, point, key.field_mm, ids, data.image, liver_images[index],
+            panels.append(axial_slice(labels[index], point, key.field_mm, ids, data.image, liver_images[index],
                                       _caption(key, index)))
         content.key_images.append(KeyImage(key.title, key.kind,
                                            key_image_png(KeyImagePanels(key.title, *panels), options.window_hu)))

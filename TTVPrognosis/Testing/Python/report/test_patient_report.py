@@ -173,9 +173,9 @@ def demo_key_image(demo, window=(150.0, 75.0)) -> bytes:
     comparison, time_points = report_inputs(demo["baseline_segmentation"], demo["followup_segmentation"],
                                             demo["baseline_image"], demo["followup_image"])
     key = key_lesions(comparison)[0]
-    panels = [axial_slice(comparison.baseline, key.baseline_point_ras, key.field_mm, (key.baseline_id,),
+    panels = [axial_slice(comparison.baseline.lesion_labels, key.baseline_point_ras, key.field_mm, (key.baseline_id,),
                           time_points[0][1], caption=f"lesion {key.baseline_id}"),
-              axial_slice(comparison.followup, key.followup_point_ras, key.field_mm, key.followup_ids,
+              axial_slice(comparison.followup.lesion_labels, key.followup_point_ras, key.field_mm, key.followup_ids,
                           time_points[1][1], caption="lesion " + " + ".join(map(str, key.followup_ids)))]
     return key_image_png(KeyImagePanels(key.title, *panels), window)
 
@@ -201,3 +201,21 @@ def test_key_image_matches_the_stored_reference(demo):
 def regenerate_reference(folder) -> None:  # pragma: no cover - run by hand after a deliberate change
     """Store the reference key image: ``python -c 'from test_patient_report import *; regenerate_reference(tmp)'``."""
     REFERENCE.write_bytes(demo_key_image(write_demo_case(folder)))
+
+
+def test_complete_response_shows_every_baseline_lesion_gone(demo, tmp_path, capsys):
+    from TTVPrognosisLib.formats.io import read_segmentation, write_segmentation
+    from TTVPrognosisLib.formats.segments import LabelVolume
+
+    followup = read_segmentation(demo["followup_segmentation"])
+    livers = [segment for segment in followup.segments if segment.name == "Liver"]
+    write_segmentation(LabelVolume(followup.layers[:1], followup.geometry, livers, "complete response"),
+                       tmp_path / "cr.seg.nrrd")
+    files = [str(demo["baseline_segmentation"]), str(tmp_path / "cr.seg.nrrd")]
+    assert main(["compare", *files, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["followup"]["ttv_ml"] == 0 and document["recist"]["response"] == "CR"
+    assert main(["report", *files, "--output", str(tmp_path / "cr.pdf"), "--date", "2026-01-31"]) == 0
+    text, images, _ = pdf_text_and_images(tmp_path / "cr.pdf")
+    assert "RECIST 1.1: CR" in text and "-100.0 %" in text
+    assert images == expected_key_images(document) + 2 == 5 + 2
