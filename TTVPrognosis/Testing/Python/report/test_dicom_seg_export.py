@@ -165,3 +165,14 @@ def test_uneven_slices_and_existing_outputs_are_refused(tmp_path, capsys):
     assert main(["export-seg", str(tmp_path / "seg.seg.nrrd"), "--image", str(tmp_path / "uneven"), "--output",
                  str(tmp_path / "exists.dcm")]) == 1
     assert (tmp_path / "exists.dcm").read_bytes() == b"keep me"
+
+
+def test_segment_names_outside_ascii_are_kept(tmp_path):
+    from TTVPrognosisLib.report.dicom_seg_export import export_dicom_seg
+
+    write_ct_series(tmp_path / "ct")
+    volume = segmentation_on(read_image(tmp_path / "ct").geometry)
+    volume.segments[1].name = "Läsion 1 – Leber"
+    export_dicom_seg(volume, tmp_path / "ct", tmp_path / "out.dcm")
+    labels = [item.SegmentLabel for item in pydicom.dcmread(tmp_path / "out.dcm").SegmentSequence]
+    assert labels == ["Liver", "Läsion 1 – Leber", "Lesion 2"]
