@@ -271,7 +271,10 @@ def _add_export_seg_parser(commands) -> None:
     export.add_argument("segmentation", help="segmentation file (.seg.nrrd or label image)")
     export.add_argument("--image", required=True, metavar="CT_DICOM_FOLDER", help="folder of the CT series (DICOM)")
     export.add_argument("--output", required=True, metavar="SEG.dcm", help="DICOM SEG file to write")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    export.add_argument("--sr", metavar="SR.dcm",
+                        help="also write the measurements (TTV, lesion volumes and diameters) as a DICOM SR "
+                             "(TID 1500) referencing the SEG")
+    export.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_segment_role_options(export)
     _add_json_option(export)
     export.set_defaults(handler=_run_export_seg)
@@ -282,13 +285,28 @@ def _run_export_seg(args: argparse.Namespace) -> int:
     from .report.dicom_seg_export import export_dicom_seg
 
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise InputError(f"'{output}' already exists; add --overwrite to replace it, or choose another name.")
-    require_writable_folder(output)
+    targets = [output] + ([Path(args.sr)] if args.sr else [])
+    if args.sr and Path(args.sr).resolve() == output.resolve():
+        raise InputError("--sr and --output name the same file; give the SR its own name.")
+    for target in targets:
+        if target.exists() and not args.overwrite:
+            raise InputError(f"'{target}' already exists; add --overwrite to replace it, or choose another name.")
+        require_writable_folder(target)
     volume = read_segmentation(args.segmentation)
     summary = export_dicom_seg(volume, args.image, output, exclude=args.exclude_segment, liver=args.liver_segment)
     _print_warnings(summary.warnings)
+    if args.sr:
+        from .measure.volumetry import measure
+        from .report.dicom_sr_export import export_measurement_sr
+
+        measurement = measure(volume, exclude=args.exclude_segment, liver=args.liver_segment)
+        if abs(measurement.ttv_ml - summary.ttv_ml) > 1e-9 * max(measurement.ttv_ml, 1.0):
+            raise InputError("Internal check failed: the TTV measured differs from the TTV stored in the SEG; no "
+                             "SR written.")
+        export_measurement_sr(summary.dataset, summary.ct_datasets, measurement, summary.segments, args.sr)
     lines = [f"Wrote {output}: {len(summary.segments)} segment(s) on CT series {summary.series_instance_uid}"]
+    if args.sr:
+        lines.append(f"Wrote {args.sr}: TTV {summary.ttv_ml:.2f} mL, lesion volumes and diameters (DICOM SR)")
     lines += [f"  {item['number']}: {item['label']} ({item['role']}, "
               f"{'verified' if item['verified'] else 'not verified'}, {item['voxels']} voxels)"
               for item in summary.segments]

@@ -58,6 +58,8 @@ class ExportSummary:
     segments: list[dict]
     ttv_ml: float
     warnings: list[str] = field(default_factory=list)
+    dataset: Any = field(default=None, repr=False)  # the SEG written (for an SR that references it)
+    ct_datasets: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         return {"output": str(self.path), "referenced_series_instance_uid": self.series_instance_uid,
@@ -256,7 +258,7 @@ def export_dicom_seg(volume: LabelVolume, ct_folder: str | os.PathLike, output: 
     _save(seg, Path(output))
     ttv = int(np.count_nonzero(lesion_union)) * series.geometry.voxel_volume_ml
     return ExportSummary(Path(output), series.series_instance_uid, series.frame_of_reference_uid,
-                         str(series.datasets[0].StudyInstanceUID), rows, ttv, warnings)
+                         str(series.datasets[0].StudyInstanceUID), rows, ttv, warnings, seg, series.datasets)
 
 
 def _save(dataset, path: Path) -> None:

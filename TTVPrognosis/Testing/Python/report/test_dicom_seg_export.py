@@ -176,3 +176,25 @@ def test_segment_names_outside_ascii_are_kept(tmp_path):
     export_dicom_seg(volume, tmp_path / "ct", tmp_path / "out.dcm")
     labels = [item.SegmentLabel for item in pydicom.dcmread(tmp_path / "out.dcm").SegmentSequence]
     assert labels == ["Liver", "Läsion 1 – Leber", "Lesion 2"]
+
+
+def test_measurements_as_structured_report(ct_case, capsys):
+    folder, _, _ = ct_case
+    expected = measure(read_segmentation(folder / "seg.seg.nrrd"))
+    assert main(["export-seg", str(folder / "seg.seg.nrrd"), "--image", str(folder / "ct"), "--output",
+                 str(folder / "out.dcm"), "--sr", str(folder / "sr.dcm")]) == 0
+    report = highdicom.sr.srread(folder / "sr.dcm")
+    seg = pydicom.dcmread(folder / "out.dcm")
+    groups = report.content.get_image_measurement_groups()
+    ttv = [group for group in groups if group.tracking_identifier == "Total tumour volume (TTV)"]
+    assert len(ttv) == 1
+    assert ttv[0].get_measurements()[0].value == pytest.approx(expected.ttv_ml, rel=1e-9)
+    lesions = {group.tracking_identifier: group for group in groups if group.tracking_identifier.startswith("Lesion")}
+    assert len(lesions) == expected.lesion_count
+    for lesion in expected.lesions:
+        values = sorted(float(item.value) for item in lesions[f"Lesion {lesion.lesion_id}"].get_measurements())
+        assert values == pytest.approx(sorted([lesion.volume_ml, lesion.max_diameter_mm,
+                                               lesion.longest_axial_diameter_mm]))
+    segments = report.content.get_volumetric_roi_measurement_groups()
+    assert len(segments) == 2
+    assert all(group.referenced_segment.referenced_sop_instance_uid == seg.SOPInstanceUID for group in segments)
