@@ -245,7 +245,8 @@ def _run_report(args: argparse.Namespace) -> int:
     scores = ([fong_score(baseline.lesion_count, baseline.largest_axial_diameter_mm, clinical),
                game_score(baseline.lesion_count, baseline.largest_axial_diameter_mm, clinical)]
               if baseline.lesion_count and given else [])
-    settings = {"Registration": "off" if args.no_registration else args.registration,
+    registration = "off" if args.no_registration else args.registration
+    settings = {"Registration": registration if args.followup else "not applicable (one time point)",
                 "CT window (W/L, HU)": f"{window[0]:g} / {window[1]:g}", "Model": model.model_id,
                 "Excluded segments": ", ".join(args.exclude_segment) or "none",
                 "Liver segments named": ", ".join(args.liver_segment) or "none (liver-named segments)"}

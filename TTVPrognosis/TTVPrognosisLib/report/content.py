@@ -56,6 +56,7 @@ class ReportContent:
     warnings: list[str]
     provenance: Provenance
     key_image_note: str = ""
+    key_image_subject: str = "targets, new and disappeared lesions"
     key_images: list[KeyImage] = field(default_factory=list)
     overview_png: bytes | None = None
     survival_png: bytes | None = None
@@ -113,7 +114,8 @@ def build_content(result: Measurement | Comparison, prognosis: dict | None, prov
         target_headers=["RECIST 1.1", "Lesion", "Baseline mm", "Follow-up mm", "Follow-up"] if target_rows else [],
         target_rows=target_rows, facts=facts, survival_headers=survival_headers, survival_rows=survival,
         model_lines=model_lines, scores=[f"{score.score}: {score.status}" for score in scores or []],
-        warnings=warnings, provenance=provenance, key_image_note=note)
+        warnings=warnings, provenance=provenance, key_image_note=note,
+        key_image_subject="targets, new and disappeared lesions" if comparison else "the RECIST 1.1 target lesions")
 
 
 def _prognosis_facts(prognosis: dict | None) -> list[str]:

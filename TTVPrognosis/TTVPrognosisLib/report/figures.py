@@ -204,7 +204,7 @@ def overview_png(projections: Sequence[Projection]) -> bytes:
     aspect = max((p.extent[2] - p.extent[3]) / max(p.extent[1] - p.extent[0], 1e-6) for p in projections)
     panel_width = 3.2
     figure = _new_figure(panel_width * len(projections), min(max(panel_width * 0.84 * aspect + 0.55, 1.8), 5.0))
-    figure.suptitle("Overview: all lesions, front view (projection through the liver)", fontsize=9,
+    figure.suptitle("All lesions, front view through the liver", fontsize=8.5,
                     y=1.0 - 0.08 / figure.get_figheight(), va="top")
     palette = ListedColormap(["#e41a1c", "#ff7f00", "#ffd400", "#4daf4a", "#377eb8", "#984ea3", "#f781bf"])
     for index, projection in enumerate(projections):

@@ -72,7 +72,7 @@ def report_html(content: ReportContent) -> str:
     if content.overview_png is not None:
         parts += ["<h2>Overview</h2>",
                   f"<figure style='width:40em'>{_image(content.overview_png, 'Overview')}</figure>"]
-    parts.append(f"<h2>Key images ({len(content.key_images)}): targets, new and disappeared lesions</h2>")
+    parts.append(f"<h2>Key images ({len(content.key_images)}): {content.key_image_subject}</h2>")
     parts.append(f"<p class='small'>{_escape(content.key_image_note)}</p>")
     figures = [f"<figure class='keyimage'>{_image(key.png, key.title)}<figcaption>{_escape(key.title)}</figcaption>"
                f"</figure>" for key in content.key_images]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from .content import ReportContent
+from .figures import DPI as PICTURE_DPI
 
 PAGE_IN = (8.27, 11.69)  # A4 portrait
 MARGIN_IN = 0.5
@@ -89,12 +90,17 @@ class _Page:
                 self.figure.add_artist(_rule(self._xy(MARGIN_IN, self.y - 0.02), self._xy(x, self.y - 0.02)))
         self.y += 0.06
 
-    def image(self, png: bytes, x_in: float, width_in: float, height_in: float | None = None) -> float:
-        """Place a PNG at the cursor's height; returns its height in inches (the cursor does not move)."""
+    def image(self, png: bytes, x_in: float, width_in: float, centre: bool = False) -> float:
+        """Place a PNG at the cursor's height, at most ``width_in`` wide and never larger than drawn (its text
+        keeps its size); returns its height in inches (the cursor does not move)."""
         from matplotlib.image import imread
 
         pixels = imread(io.BytesIO(png), format="png")
-        height_in = height_in or width_in * pixels.shape[0] / pixels.shape[1]
+        natural_in = pixels.shape[1] / PICTURE_DPI
+        if centre:
+            x_in += max(width_in - natural_in, 0.0) / 2.0
+        width_in = min(width_in, natural_in)
+        height_in = width_in * pixels.shape[0] / pixels.shape[1]
         left, top = self._xy(x_in, self.y)
         axes = self.figure.add_axes((left, top - height_in / PAGE_IN[1], width_in / PAGE_IN[0], height_in / PAGE_IN[1]))
         axes.imshow(pixels, interpolation="none")
@@ -182,9 +188,9 @@ def _picture_pages(pages, header: str, footer: str, content: ReportContent) -> _
     if content.overview_png is not None:
         page.need(3.5)
         page.heading("Overview")
-        height = page.image(content.overview_png, MARGIN_IN + 0.6, 6.0)
+        height = page.image(content.overview_png, MARGIN_IN, PAGE_IN[0] - 2 * MARGIN_IN, centre=True)
         page.y += height + 0.05
-    page.heading(f"Key images ({len(content.key_images)}): targets, new and disappeared lesions")
+    page.heading(f"Key images ({len(content.key_images)}): {content.key_image_subject}")
     page.text(content.key_image_note, size=7.5)
     if not content.key_images:
         page.text("No target, new or disappeared lesion to show.")
