@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .formats.io import ImageVolume, read_image, read_image_geometry, read_segmentation
 from .formats.segments import LabelVolume, names_matching, require_segments_named
 from .geometry import reference_grid_warnings
 from .measure.volumetry import Measurement, liver_union, measure
-from .report.patient_report import ReportOptions
 from .response.comparison import Comparison, compare
 from .response.registration import RIGID, register_followup
+
+if TYPE_CHECKING:  # imported where a report is written: measuring and comparing do not need it
+    from .report.patient_report import ReportOptions
 
 
 def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None
@@ -139,7 +142,7 @@ def write_patient_report(result: Measurement | Comparison, time_points: list[tup
     defaults to the section ``compare`` shows for the baseline (and follow-up) TTV.
     """
     from .prognosis.section import prognosis_section
-    from .report.patient_report import TimePointData, report_content, write_report
+    from .report.patient_report import ReportOptions, TimePointData, report_content, write_report
     from .report.provenance import provenance, report_date
 
     options = options or ReportOptions()

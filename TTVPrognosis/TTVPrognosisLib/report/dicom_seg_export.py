@@ -254,7 +254,7 @@ def export_dicom_seg(volume: LabelVolume, ct_folder: str | os.PathLike, output: 
         manufacturer="TTVPrognosis", manufacturer_model_name="TTVPrognosis", software_versions=__version__,
         device_serial_number="0", content_label="TTV", content_description="Liver and liver metastases",
         series_description="TTVPrognosis segmentation")
-    seg.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: segment names such as "Läsion 1" are kept as written
+    seg.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: segment names outside ASCII are kept as written
     _save(seg, Path(output))
     ttv = int(np.count_nonzero(lesion_union)) * series.geometry.voxel_volume_ml
     return ExportSummary(Path(output), series.series_instance_uid, series.frame_of_reference_uid,

@@ -172,10 +172,10 @@ def test_segment_names_outside_ascii_are_kept(tmp_path):
 
     write_ct_series(tmp_path / "ct")
     volume = segmentation_on(read_image(tmp_path / "ct").geometry)
-    volume.segments[1].name = "Läsion 1 – Leber"
+    volume.segments[1].name = "L\u00e4sion 1 \u2013 Leber"
     export_dicom_seg(volume, tmp_path / "ct", tmp_path / "out.dcm")
     labels = [item.SegmentLabel for item in pydicom.dcmread(tmp_path / "out.dcm").SegmentSequence]
-    assert labels == ["Liver", "Läsion 1 – Leber", "Lesion 2"]
+    assert labels == ["Liver", "L\u00e4sion 1 \u2013 Leber", "Lesion 2"]
 
 
 def test_measurements_as_structured_report(ct_case, capsys):
