@@ -145,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_option(segment)
     segment.set_defaults(handler=_run_segment_lesion)
 
+    # here, not at the top: these modules import helpers from this one
+    from .cli_analysis import add_analysis_parsers
+    from .cli_batch import add_batch_parser
+    from .cli_reports import add_export_seg_parser, add_report_parser
+
+    add_report_parser(commands)
+    add_export_seg_parser(commands)
+
     demo = commands.add_parser("demo", help="write the embedded sample case and compare it",
                                description="Write a synthetic baseline/follow-up pair (CT + Slicer "
                                            "segmentation) and show the comparison. Needs no data files.")
@@ -153,97 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_option(demo)
     demo.set_defaults(handler=_run_demo)
 
-    batch = commands.add_parser(
-        "batch", help="a whole cohort from a manifest CSV: one results row per patient",
-        description="Measure, compare and predict for every patient listed in a manifest CSV (columns patient_id, "
-                    "baseline_segmentation, and optionally followup_segmentation, baseline_image, followup_image; "
-                    "other columns are passed through; relative paths start from the manifest's folder). Writes "
-                    "one row per patient with status and error columns; a failing patient is recorded and the "
-                    "others go on. Exit code 0 when every patient succeeded, 1 when some failed or the manifest "
-                    "is unusable.")
-    batch.add_argument("manifest", help="cohort manifest (CSV)")
-    batch.add_argument("--output", required=True, metavar="RESULTS.csv", help="results table to write")
-    batch.add_argument("--lesions-output", metavar="LESIONS.csv", help="also write one row per lesion")
-    batch.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="parallel processes (default: one per core; 1 with --patient-timeout 0 runs in this "
-                            "process)")
-    batch.add_argument("--patient-timeout", type=_seconds, default=DEFAULT_PATIENT_TIMEOUT_SECONDS, metavar="SECONDS",
-                       help=f"stop a patient that takes longer and record it as failed (default "
-                            f"{DEFAULT_PATIENT_TIMEOUT_SECONDS:g}; 0 = no limit)")
-    batch.add_argument("--dask-scheduler", metavar="ADDRESS",
-                       help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local processes; the "
-                            "workers must see the input files under the same paths")
-    rerun = batch.add_mutually_exclusive_group()
-    rerun.add_argument("--resume", action="store_true",
-                       help="continue an interrupted run: keep the patients already in --output, compute the rest")
-    rerun.add_argument("--overwrite", action="store_true", help="replace existing output tables")
-    batch.add_argument("--retry-failed", action="store_true",
-                       help="with --resume: compute the patients recorded as failed again")
-    batch.add_argument("--no-registration", action="store_true",
-                       help="do not register follow-ups: each patient's scans are already aligned")
-    batch.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
-                       help="registration transform (default: rigid)")
-    batch.add_argument("--excel", action="store_true",
-                       help="also write RESULTS.excel.csv (and LESIONS.excel.csv) for spreadsheets: UTF-8 with BOM, "
-                            "the manifest's delimiter, decimal commas with ';'")
-    _add_segment_role_options(batch)
-    batch.set_defaults(handler=_run_batch)
-    _add_analysis_commands(commands)
+    add_batch_parser(commands)
+    add_analysis_parsers(commands)
     return parser
-
-
-def _add_analysis_commands(commands) -> None:
-    analyze = commands.add_parser(
-        "analyze", help="cohort statistics from a table (Cox models, added value, Table 1, follow-up)",
-        description="The study's analysis on your cohort: Cox models with splines, likelihood-ratio tests, "
-                    "Harrell's C with bootstrap, Table 1, follow-up, figures. Settings in a TOML file (see README, "
-                    "'Analysis'). Needs pandas, lifelines, statsmodels and matplotlib.")
-    analyze.add_argument("table", help="CSV with one row per patient (e.g. the batch's results.csv joined with "
-                                       "clinical columns)")
-    analyze.add_argument("--config", required=True, metavar="analysis.toml", help="analysis settings (TOML)")
-    analyze.add_argument("--output", required=True, metavar="DIR", help="folder for analysis.json, tables, figures")
-    analyze.add_argument("--overwrite", action="store_true", help="replace an existing analysis in DIR")
-    analyze.set_defaults(handler=_run_analyze)
-
-    refit = commands.add_parser(
-        "refit-model", help="refit the survival model (Royston-Parmar, ln TTV) on your cohort",
-        description="Report how the embedded model performs on a cohort (C, calibration slope, observed vs "
-                    "predicted 5-year survival by TTV tertile), then refit the same model family on it and write a "
-                    "model file that `predict --model` reads.")
-    refit.add_argument("table", help="CSV with one row per patient")
-    refit.add_argument("--time", required=True, metavar="COL", help="overall survival time column (months)")
-    refit.add_argument("--event", required=True, metavar="COL", help="event column (1 = death, 0 = censored)")
-    refit.add_argument("--ttv-column", required=True, metavar="COL", help="baseline TTV column (mL)")
-    refit.add_argument("--output", required=True, metavar="model.json", help="model file to write")
-    refit.add_argument("--time-origin", default="", help="what time 0 is (e.g. 'detection of liver metastases')")
-    refit.add_argument("--overwrite", action="store_true", help="replace an existing model file")
-    _add_json_option(refit)
-    refit.set_defaults(handler=_run_refit_model)
-
-
-def _run_analyze(args: argparse.Namespace) -> int:
-    from .analysis.run import analyze
-
-    document = analyze(args.table, args.config, args.output, overwrite=args.overwrite)
-    _print_warnings(document["warnings"])
-    rows = document["rows"]
-    print(f"Analysed {rows['analysed']} of {rows['read']} patients ({document['outcome']['events']} events); "
-          f"wrote {Path(args.output) / 'analysis.json'} and {', '.join(document['files'])}.")
-    for comparison in document["comparisons"]:
-        print(f"{comparison['base']} -> {comparison['extended']}: LR chi-square {comparison['lr_chi2']:.2f} on "
-              f"{comparison['df']} df, P = {comparison['p']:.3g}; C {comparison['concordance_base']:.3f} -> "
-              f"{comparison['concordance_extended']:.3f}")
-    return 0
-
-
-def _run_refit_model(args: argparse.Namespace) -> int:
-    from .analysis.refit import format_refit, refit_model_file
-
-    report = refit_model_file(args.table, args.time, args.event, args.ttv_column, args.output,
-                              time_origin=args.time_origin, overwrite=args.overwrite)
-    _print_warnings(report["warnings"])
-    _emit(report, format_refit(report), args.json)
-    return 0
 
 
 def _months_list(text: str) -> list[float]:
@@ -419,79 +339,12 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _run_batch(args: argparse.Namespace) -> int:
-    import signal
-
-    from .cohort.manifest import read_manifest
-    from .cohort.outputs import check_outputs
-    from .cohort.progress import LogProgress, TerminalProgress
-    from .cohort.runner import run_cohort
-
-    if args.retry_failed and not args.resume:
-        raise InputError("--retry-failed continues an earlier run: use it together with --resume.")
-    outputs = [path for path in (args.output, args.lesions_output) if path]
-    check_outputs(args.output, args.lesions_output, args.resume, args.overwrite, args.manifest)
-    manifest = read_manifest(args.manifest, outputs=outputs)
-    _print_warnings(manifest.warnings)
-    problems = manifest.file_problems
-    if problems:
-        print(f"{len(problems)} input problem(s) found; these patients are recorded as failed and the others run:",
-              file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else LogProgress(sys.stderr)
-    client = _dask_client(args.dask_scheduler) if args.dask_scheduler else None
-    previous_handler = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _interrupt)  # a killed job still writes what is finished
-    try:
-        result = run_cohort(manifest, args.output, args.lesions_output, workers=args.workers, executor=client,
-                            resume=args.resume, retry_failed=args.retry_failed, overwrite=args.overwrite,
-                            progress=progress, exclude=args.exclude_segment, liver=args.liver_segment,
-                            lesion=args.lesion_segment,
-                            register=not args.no_registration, registration_mode=args.registration,
-                            excel=args.excel, patient_timeout=args.patient_timeout or None)
-    except KeyboardInterrupt:
-        if progress is not None:
-            progress.close()
-        print(f"Stopped. Finished patients are saved in '{args.output}'; add --resume to the same command to go "
-              f"on from there.", file=sys.stderr)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        if progress is not None:
-            progress.close()
-        if client is not None:
-            client.close()
-    _print_warnings(result.warnings[len(manifest.warnings):])  # the manifest's were printed before the run
-    for patient_id, error in result.failures:
-        print(f"Failed: {patient_id}: {error}", file=sys.stderr)
-    kept = f"; {result.resumed} kept from the earlier run, {result.computed} computed now" if args.resume else ""
-    print(f"{result.succeeded} of {result.total} patients succeeded, {result.failed} failed{kept}.")
-    print(f"Results: {Path(args.output).resolve()}")
-    if args.lesions_output:
-        print(f"Lesions: {Path(args.lesions_output).resolve()}")
-    print("Beside them: a codebook per table (*.codebook.csv) and the provenance (*.provenance.json)"
-          + ("; spreadsheet copies (*.excel.csv)." if args.excel else "."))
-    return 0 if result.ok else EXIT_INPUT_ERROR
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a job scheduler stopping the run): handled as Ctrl+C, but exits with the usual 143."""
 
 
 def _interrupt(signum, frame) -> None:
     raise Terminated
-
-
-def _dask_client(address: str):
-    try:
-        from distributed import Client
-    except ImportError:
-        raise InputError("--dask-scheduler needs Dask: pip install 'dask[distributed]'.") from None
-    try:
-        return Client(address, timeout=30)
-    except (OSError, TimeoutError, ValueError) as error:
-        raise InputError(f"Could not connect to the Dask scheduler at '{address}': {error}.") from None
 
 
 def _attach_negative_values(argv: Sequence[str]) -> list[str]:

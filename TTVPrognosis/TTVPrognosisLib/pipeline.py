@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .formats.io import ImageVolume, read_image, read_image_geometry, read_segmentation
 from .formats.segments import (
@@ -22,6 +23,9 @@ from .measure.role_checks import plain_label_map_of_lits_values, read_as_lits
 from .measure.volumetry import Measurement, checked_roles, liver_union, measure
 from .response.comparison import Comparison, compare
 from .response.registration import RIGID, register_followup
+
+if TYPE_CHECKING:  # imported where a report is written: measuring and comparing do not need it
+    from .report.patient_report import ReportOptions
 
 
 def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
@@ -165,3 +169,55 @@ def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.Path
     return compare_volumes(baseline, followup, exclude=exclude, liver=liver, baseline_image=baseline_ct,
                            followup_image=followup_ct, register=register, registration_mode=registration_mode,
                            lesion=lesion)
+
+
+def report_inputs(baseline_path: str | os.PathLike, followup_path: str | os.PathLike | None = None,
+                  baseline_image: str | os.PathLike | None = None, followup_image: str | os.PathLike | None = None,
+                  exclude: Sequence[str] = (), liver: Sequence[str] = (), register: bool = True,
+                  registration_mode: str = RIGID) -> tuple[Measurement | Comparison, list[tuple[LabelVolume,
+                                                                                              ImageVolume | None]]]:
+    """What a patient report needs: the result with its lesion label maps, and each time point's files as read.
+
+    One time point is measured; two are compared exactly as :func:`compare_files` does.
+    """
+    time_points = [load_time_point(baseline_path, baseline_image)]
+    if followup_path is None:
+        volume = time_points[0][0]
+        require_segments_named([volume], exclude, "--exclude-segment")
+        require_segments_named([volume], liver, "--liver-segment")
+        result = measure(volume, exclude=names_matching(volume, exclude), liver=names_matching(volume, liver),
+                         keep_labels=True)
+        return result, time_points
+    time_points.append(load_time_point(followup_path, followup_image))
+    (baseline, baseline_ct), (followup, followup_ct) = time_points
+    result = compare_volumes(baseline, followup, exclude=exclude, liver=liver, keep_labels=True,
+                             baseline_image=baseline_ct, followup_image=followup_ct, register=register,
+                             registration_mode=registration_mode)
+    return result, time_points
+
+
+def write_patient_report(result: Measurement | Comparison, time_points: list[tuple[LabelVolume, ImageVolume | None]],
+                         input_paths: dict[str, str | os.PathLike | None], pdf_path: str | os.PathLike | None,
+                         html_path: str | os.PathLike | None, settings: dict[str, str],
+                         options: ReportOptions | None = None, prognosis: dict | None = None,
+                         include_identifiers: bool = False, date: str | None = None) -> list:
+    """Draw and write one patient's report (PDF and/or HTML) from a result of :func:`report_inputs`.
+
+    ``input_paths`` (role -> path) are listed with their SHA-256; ``settings`` as given. ``prognosis``
+    defaults to the section ``compare`` shows for the baseline (and follow-up) TTV.
+    """
+    from .prognosis.section import prognosis_section
+    from .report.patient_report import ReportOptions, TimePointData, report_content, write_report
+    from .report.provenance import provenance, report_date
+
+    options = options or ReportOptions()
+    comparison = result if isinstance(result, Comparison) else None
+    baseline = comparison.baseline if comparison else result
+    if prognosis is None and baseline.ttv_ml > 0:
+        prognosis = prognosis_section(baseline.ttv_ml, comparison.followup.ttv_ml if comparison else None,
+                                      model=options.model)
+    images = [path for role, path in input_paths.items() if "image" in role.lower() or "CT" in role]
+    record = provenance(input_paths, settings, report_date(date), include_identifiers, tuple(images))
+    data = [TimePointData(volume, image) for volume, image in time_points]
+    content = report_content(result, prognosis, record, data[0], data[1] if len(data) > 1 else None, options)
+    return write_report(content, pdf_path, html_path)

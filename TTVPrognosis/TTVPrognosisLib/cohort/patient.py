@@ -42,6 +42,7 @@ class PatientJob:
     clinical: object | None = None  # prognosis.scores.ClinicalInputs of the Fong/GAME scores; None: all unknown
     series: tuple[str, ...] = ()  # DICOM series UIDs chosen in folders holding several (manifest dicom_series)
     lesion: tuple[str, ...] = ()  # names or wildcard patterns of the lesion segments (--lesion-segment)
+    report_dir: str | None = None  # write this patient's report (PDF) there; None: no report, no extra work
 
 
 @dataclass
@@ -94,25 +95,63 @@ def patient_document(job: PatientJob) -> dict:
     from ..report.documents import comparison_document, scores_section
 
     with_followup = bool(job.followup_segmentation)
+    reporting = bool(job.report_dir)  # a report shows the CTs and the lesion label maps
     both_images = with_followup and bool(job.baseline_image) and bool(job.followup_image) and job.register
     baseline, baseline_ct = _load_time_point(job, "Baseline", job.baseline_segmentation, job.baseline_image,
-                                             both_images)
+                                             both_images or reporting)
     if not with_followup:
         name_warnings = segment_options_found([baseline], job.exclude, job.liver, job.lesion, strict=False)
         measurement = measure(baseline, exclude=names_matching(baseline, job.exclude),
-                              liver=names_matching(baseline, job.liver), lesion=job.lesion)
+                              liver=names_matching(baseline, job.liver), lesion=job.lesion, keep_labels=reporting)
         measurement.warnings[:0] = name_warnings
         _require_baseline_lesions(measurement, job.baseline_segmentation)
-        return {"baseline": measurement.to_dict(),
-                "prognosis": prognosis_section(measurement.ttv_ml, None, model=_survival_model()),
-                "clinical_scores": scores_section(measurement, None, job.clinical)}
+        document = {"baseline": measurement.to_dict(),
+                    "prognosis": prognosis_section(measurement.ttv_ml, None, model=_survival_model()),
+                    "clinical_scores": scores_section(measurement, None, job.clinical)}
+        if reporting:
+            _write_report(job, measurement, document["prognosis"], [(baseline, baseline_ct)])
+        return document
     followup, followup_ct = _load_time_point(job, "Follow-up", job.followup_segmentation, job.followup_image,
-                                             both_images)
-    comparison = compare_volumes(baseline, followup, exclude=job.exclude, liver=job.liver, baseline_image=baseline_ct,
-                                 followup_image=followup_ct, register=job.register,
-                                 registration_mode=job.registration_mode, lesion=job.lesion, strict_names=False)
+                                             both_images or reporting)
+    comparison = compare_volumes(baseline, followup, exclude=job.exclude, liver=job.liver,
+                                 baseline_image=baseline_ct if both_images else None,
+                                 followup_image=followup_ct if both_images else None, register=job.register,
+                                 registration_mode=job.registration_mode, lesion=job.lesion, strict_names=False,
+                                 keep_labels=reporting)
     _require_baseline_lesions(comparison.baseline, job.baseline_segmentation)
-    return comparison_document(comparison, model=_survival_model(), clinical=job.clinical)
+    document = comparison_document(comparison, model=_survival_model(), clinical=job.clinical)
+    if reporting:
+        _write_report(job, comparison, document["prognosis"], [(baseline, baseline_ct), (followup, followup_ct)])
+    return document
+
+
+def report_file_name(patient_id: str) -> str:
+    """``<patient id>.pdf`` with characters a file name cannot hold replaced by ``_``."""
+    import re
+
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._") or "patient") + ".pdf"
+
+
+def _write_report(job: PatientJob, result, prognosis: dict, time_points: list) -> None:
+    """The patient's report as ``ttvprognosis report`` writes it, named after the patient id."""
+    from pathlib import Path
+
+    from ..pipeline import write_patient_report
+    from ..report.patient_report import ReportOptions
+
+    settings = {"Registration": job.registration_mode if job.register else "off",
+                "Excluded segments": ", ".join(job.exclude) or "none",
+                "Liver segments named": ", ".join(job.liver) or "none (liver-named segments)",
+                "Written by": "ttvprognosis batch"}
+    paths = {"Baseline segmentation": job.baseline_segmentation, "Baseline CT": job.baseline_image or None,
+             "Follow-up segmentation": job.followup_segmentation or None, "Follow-up CT": job.followup_image or None}
+    options = ReportOptions(exclude=job.exclude, liver=job.liver, case_label=job.patient_id, model=_survival_model())
+    try:
+        write_patient_report(result, time_points, paths, Path(job.report_dir) / report_file_name(job.patient_id), None,
+                             settings,
+                             options, prognosis=prognosis)
+    except InputError as error:
+        raise InputError(f"Report: {error}") from error
 
 
 def _require_baseline_lesions(measurement, path: str) -> None:

@@ -117,6 +117,8 @@ def run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLike
       ``workers=1``; on a foreign executor the job is given up, see :func:`.pool.run_on_executor`).
     - One run per output table at a time: a run holds a lock beside each table (:mod:`.lock`) and another
       run on the same table is refused with an :class:`InputError`.
+    - ``reports_dir``: also write each computed patient's report there (``<patient id>.pdf``, as
+      ``ttvprognosis report`` writes it); a report that cannot be made fails that patient.
     """
     if patient_timeout is not None:
         patient_timeout = non_negative_number(patient_timeout, "The time limit per patient (seconds)")
@@ -132,7 +134,8 @@ def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLik
                 should_cancel: Callable[[], bool] | None = None, read_segmentation: Callable | None = None,
                 read_image: Callable | None = None, exclude: Sequence[str] = (), liver: Sequence[str] = (),
                 register: bool = True, registration_mode: str = "rigid", excel: bool = False,
-                patient_timeout: float | None = None, lesion: Sequence[str] = ()) -> CohortResult:
+                patient_timeout: float | None = None, lesion: Sequence[str] = (),
+                reports_dir: str | os.PathLike | None = None) -> CohortResult:
     """The run itself, with the outputs locked (:func:`run_cohort`)."""
     output = Path(output)
     lesions_output = Path(lesions_output) if lesions_output is not None else None
@@ -167,7 +170,8 @@ def _run_cohort(manifest: str | os.PathLike | Manifest, output: str | os.PathLik
             tuple(exclude) + entry.segment_option("exclude"), tuple(liver) + entry.segment_option("liver"),
             register, registration_mode, read_segmentation, read_image, clinical=entry.clinical_inputs(),
             series=tuple(uid.strip() for uid in entry.cells.get(DICOM_SERIES, "").split(";") if uid.strip()),
-            lesion=tuple(lesion) + entry.segment_option("lesion"))))
+            lesion=tuple(lesion) + entry.segment_option("lesion"),
+            report_dir=None if reports_dir is None else str(reports_dir))))
     total = len(manifest.entries)
     done = total - len(jobs)
     for path in (output, lesions_output):

@@ -28,7 +28,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("cohort",),
     ("analysis",),
     ("mrml",),
-    ("cli", "__main__"),
+    ("cli", "cli_analysis", "cli_batch", "cli_reports", "__main__"),
 )
 RANK = {room: rank for rank, rooms in enumerate(STAGES) for room in rooms}
 SLICER_MODULES = ("slicer", "vtk", "qt", "ctk")
