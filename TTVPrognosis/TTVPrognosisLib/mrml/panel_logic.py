@@ -195,6 +195,10 @@ class PanelLogic:
         _, segmentationNode = self.reviewNodes(parameterNode)
         mrml_review.set_segment_verified(segmentationNode, segmentId, verified)
 
+    def setAllLesionsVerified(self, parameterNode) -> None:
+        for row in self.lesionRows(parameterNode):
+            self.setLesionVerified(parameterNode, row.segment_id, True)
+
     def splitLesion(self, parameterNode, segmentId: str, saveStateForUndo=None) -> list:
         volumeNode, segmentationNode = self.reviewNodes(parameterNode)
         return mrml_review.split_segment_into_islands(segmentationNode, segmentId, volumeNode, saveStateForUndo)
