@@ -3,11 +3,12 @@
 The whole-grid path (``review.add_lesion_at_points_to_node``) deep-copies the segmentation, resamples every
 layer, copies the CT and builds liver and lesion masks over the whole grid: seconds on a 512x512x300 CT for
 a segmentation that takes 0.1 s. Here the CT is read through a view (``arrayFromVolume``) of the box that
-one-click segmentation can reach (``segment.lesion.reach_kji``), and each label layer of the segmentation is
-read in that box only, straight from its shared labelmap (no copy of the node). The same library call on the
-same voxels gives the same segment, bit for bit; a lesion that outgrows the box is done again on the box of
-the largest ROI. Segmentations this fast path cannot read on the CT's own lattice (closed surfaces only,
-under a transform, another grid, voxels outside the CT) go the whole-grid way, which decides about them.
+one-click segmentation can reach (``segment.lesion.reach_kji``), and the label layers holding lesion or
+liver segments are read in that box only, straight from their shared labelmaps (no copy of the node). The
+same library call on the same voxels gives the same segment, bit for bit; a lesion that outgrows the box is
+done again on the box of the largest ROI. Segmentations this fast path cannot read on the CT's own lattice
+(closed surfaces only, under a transform, another grid, voxels outside the CT) go the whole-grid way, which
+decides about them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ import slicer
 from vtk.util import numpy_support
 
 from ..errors import InputError
-from ..formats.io import ImageVolume
-from ..formats.segments import LabelVolume
+from ..formats.segments import ROLE_LESION, ROLE_LIVER, LabelVolume, with_roles
 from ..geometry import Geometry, grid_offset_kji
-from ..segment.editing import add_lesion_at_points, lesion_tags
-from ..segment.lesion import DEFAULT_SETTINGS, LesionSegmentationResult, SegmentationSettings, reach_kji
+from ..segment.editing import lesion_tags, next_lesion_name
+from ..segment.lesion import (
+    DEFAULT_SETTINGS,
+    LesionSegmentationResult,
+    SegmentationSettings,
+    reach_kji,
+    segment_lesion,
+)
 from .nodes import (
     BINARY_LABELMAP,
     _geometry_of_oriented_image,
@@ -42,45 +48,60 @@ class _NotOnTheCtLatticeError(Exception):
     """The segmentation cannot be read box-wise on the CT's grid; the whole-grid path decides."""
 
 
-def labels_in_box(segmentation_node, ct_geometry: Geometry, box: tuple[slice, slice, slice]) -> LabelVolume:
-    """Every segment of the node (names, tags, layers) with its voxels in ``box`` of the CT grid only."""
+def role_masks_in_box(segmentation_node, ct_geometry: Geometry, box: tuple[slice, slice, slice]
+                      ) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    """(union of lesion segments, union of liver segments, all segment names) in ``box`` of the CT grid.
+
+    A mask is None when no segment has that role (as ``segment.editing.masks_by_role``). Roles come from names
+    and tags alone; voxels are read only where a layer holding such a segment overlaps the box.
+    """
     segmentation = segmentation_node.GetSegmentation()
     if segmentation_node.GetParentTransformNode() is not None or (
             segmentation.GetNumberOfSegments() and segmentation.GetSourceRepresentationName() != BINARY_LABELMAP):
         raise _NotOnTheCtLatticeError()
+    segments = [_segment_from_vtk(segmentation, segment_id) for segment_id in _segment_ids(segmentation)]
+    metadata = LabelVolume([np.zeros((1, 1, 1), np.uint8)] * max(segmentation.GetNumberOfLayers(), 1),
+                           Geometry(np.eye(4), (1, 1, 1)), segments, segmentation_node.GetName())
+    with_role, _ = with_roles(metadata)
     start = np.array([part.start for part in box])
     shape = tuple(part.stop - part.start for part in box)
-    layers = [_layer_in_box(segmentation.GetLayerDataObject(index), ct_geometry, start, shape)
-              for index in range(segmentation.GetNumberOfLayers())] or [np.zeros(shape, dtype=np.uint8)]
-    segments = [_segment_from_vtk(segmentation, segment_id) for segment_id in _segment_ids(segmentation)]
-    return LabelVolume(layers, ct_geometry.cropped(start, shape), segments, segmentation_node.GetName())
+    masks = []
+    for role in (ROLE_LESION, ROLE_LIVER):
+        members = with_role.segments_with_role(role)
+        mask = np.zeros(shape, dtype=bool) if members else None
+        for layer_index in sorted({segment.layer for segment in members}):
+            values = [segment.label_value for segment in members if segment.layer == layer_index]
+            _add_layer_in_box(mask, segmentation.GetLayerDataObject(layer_index), values, ct_geometry, start)
+        masks.append(mask)
+    return masks[0], masks[1], [segment.name for segment in segments]
 
 
-def _layer_in_box(layer, ct_geometry: Geometry, start: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def _add_layer_in_box(mask: np.ndarray, layer, values: list[int], ct_geometry: Geometry, start: np.ndarray) -> None:
+    """Set ``mask`` (the box at ``start``) where the layer holds one of ``values``."""
     extent = layer.GetExtent()
     scalars = layer.GetPointData().GetScalars()
     if extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4] or scalars is None:
-        return np.zeros(shape, dtype=np.uint8)
+        return
     layer_geometry = _geometry_of_oriented_image(layer)
     offset = grid_offset_kji(layer_geometry, ct_geometry)
     if offset is None or np.any(offset < 0) or np.any(offset + layer_geometry.shape_kji > ct_geometry.shape_kji):
         raise _NotOnTheCtLatticeError()
-    voxels = numpy_support.vtk_to_numpy(scalars).reshape(layer_geometry.shape_kji)  # a view: nothing copied
-    placed = np.zeros(shape, dtype=voxels.dtype)
     low = np.maximum(offset, start)
-    high = np.minimum(offset + layer_geometry.shape_kji, start + shape)
+    high = np.minimum(offset + layer_geometry.shape_kji, start + mask.shape)
     if np.all(high > low):
-        placed[tuple(slice(a, b) for a, b in zip(low - start, high - start))] = \
-            voxels[tuple(slice(a, b) for a, b in zip(low - offset, high - offset))]
-    return placed
+        voxels = numpy_support.vtk_to_numpy(scalars).reshape(layer_geometry.shape_kji)  # a view: nothing copied
+        inside = voxels[tuple(slice(a, b) for a, b in zip(low - offset, high - offset))]
+        found = inside == values[0] if len(values) == 1 else np.isin(inside, values)
+        mask[tuple(slice(a, b) for a, b in zip(low - start, high - start))] |= found
 
 
 def segment_in_region(segmentation_node, volume_node, points_ras: Sequence[Sequence[float]],
                       settings: SegmentationSettings = DEFAULT_SETTINGS):
     """(name, result, box) of the lesion at the points, read from the box around them; nothing is changed.
 
-    ``result`` is cropped to its ROI with ``roi_start_kji`` in the box; ``box`` is the box in the CT array.
-    Raises _NotOnTheCtLatticeError for a segmentation that must go the whole-grid way.
+    The same steps as ``segment.editing.add_lesion_at_points`` (masks by role, one-click segmentation, the next
+    ``Lesion N``) on the box. ``result`` is cropped to its ROI with ``roi_start_kji`` in the box; ``box`` is the
+    box in the CT array. Raises _NotOnTheCtLatticeError for a segmentation that must go the whole-grid way.
     """
     ct_geometry = geometry_of_volume_node(volume_node)
     ct = slicer.util.arrayFromVolume(volume_node)
@@ -88,13 +109,12 @@ def segment_in_region(segmentation_node, volume_node, points_ras: Sequence[Seque
         raise InputError(f"The volume '{volume_node.GetName()}' is not a 3-D scalar volume.")
     for enlargements in (FIRST_REACH_ENLARGEMENTS, ANY_ENLARGEMENTS):
         box = reach_kji(ct_geometry, points_ras, settings, enlargements)
-        start = [part.start for part in box]
-        image = ImageVolume(ct[box], ct_geometry.cropped(start, ct[box].shape), volume_node.GetName())
-        existing = labels_in_box(segmentation_node, ct_geometry, box)
-        added = add_lesion_at_points(image, existing if existing.segments else None, points_ras, settings=settings)
-        if added.result.roi_enlargements <= enlargements:
+        lesions, liver, names = role_masks_in_box(segmentation_node, ct_geometry, box)
+        result = segment_lesion(ct[box], ct_geometry.cropped([part.start for part in box], ct[box].shape),
+                                points_ras, liver_mask_kji=liver, existing_lesions_kji=lesions, settings=settings)
+        if result.roi_enlargements <= enlargements:
             break
-    return added.name, added.result, box
+    return next_lesion_name(names), result, box
 
 
 def add_lesion_in_region(segmentation_node, volume_node, points_ras: Sequence[Sequence[float]],
