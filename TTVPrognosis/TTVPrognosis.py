@@ -68,9 +68,9 @@ class TTVPrognosis(ScriptedLoadableModule):
 
 @contextlib.contextmanager
 def progressDialog(title: str, maximum: int = 1, show: bool = True):
-    """A progress dialog with a Cancel button (None when not shown), closed at the end of the block."""
-    dialog = slicer.util.createProgressDialog(windowTitle=title, labelText="Starting...", maximum=maximum) \
-        if show else None
+    """A modal progress dialog with Cancel (None when not shown): nothing can be edited while the work reads."""
+    dialog = slicer.util.createProgressDialog(windowTitle=title, labelText="Starting...", maximum=maximum,
+                                              windowModality=qt.Qt.ApplicationModal) if show else None
     try:
         yield dialog
     finally:

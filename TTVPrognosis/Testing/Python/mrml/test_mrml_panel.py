@@ -345,3 +345,19 @@ def test_lesion_table_cache_matches_the_full_measure_and_measures_only_changed_l
     lesion_region.add_lesion_in_region(liver_only, volume_node, [DEMO_LESIONS[0].centre_ras])
     after_add = cache.rows(liver_only, volume_node)
     assert cache.layers_measured - before <= 1 and [row.name for row in after_add] == ["Lesion 1"]
+
+
+def test_layers_read_in_place_equal_the_resampled_ones_and_the_node_is_untouched(scene, monkeypatch):
+    volume_node, segmentation_node, _ = load(scene, followup=False)
+    del_id = segmentation_node.GetSegmentation().GetSegmentIdBySegmentName("Lesion 2")
+    segmentation_node.RemoveSegment(del_id)
+    lesion_region.add_lesion_in_region(segmentation_node, volume_node, [DEMO_LESIONS[1].centre_ras])  # a cropped layer
+    modified = segmentation_node.GetSegmentation().GetMTime()
+    fast = mrml.label_volume_from_segmentation_node(segmentation_node, volume_node)
+    assert segmentation_node.GetSegmentation().GetMTime() == modified
+    monkeypatch.setattr(mrml, "_pasted_on", lambda layer, geometry: None)
+    resampled = mrml.label_volume_from_segmentation_node(segmentation_node, volume_node)
+    assert np.allclose(fast.geometry.ijk_to_ras, resampled.geometry.ijk_to_ras) and len(fast.layers) > 2
+    for pasted, reference in zip(fast.layers, resampled.layers):
+        assert pasted.dtype == reference.dtype and np.array_equal(pasted, reference)
+    assert [segment.label_value for segment in fast.segments] == [segment.label_value for segment in resampled.segments]
