@@ -192,12 +192,9 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         """Developer Reload calls this on the old panel, then setup() on a new one: leave nothing behind."""
-        self.stopReview()
-        editor = self.ui.segmentEditorWidget
-        editor.uninstallKeyboardShortcuts()  # they live on the main window, not on this panel
-        editor.setSegmentationNode(None)
-        editor.setMRMLSegmentEditorNode(None)
-        self.setParameterNode(None)
+        self.onSceneStartClose(None, None)  # the review stopped, nothing bound or watched
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()  # they live on the main window, not on this panel
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
@@ -214,6 +211,8 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.stopReview()
         self.ui.segmentEditorWidget.setSegmentationNode(None)
         self.setParameterNode(None)
+        for observation in self._segmentationObservations:  # kept while the module is left: edits elsewhere
+            observation.release()  # still mark the results out of date
 
     def stopReview(self) -> None:
         """Leave the review idle: no clicks placed, no active effect (an active Paint would keep taking clicks in
@@ -222,8 +221,6 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor = self.ui.segmentEditorWidget
         editor.setActiveEffect(None)
         editor.removeViewObservations()
-        for observation in self._segmentationObservations:
-            observation.release()
         self._lesionTableTimer.stop()
 
     def onSceneEndOrImport(self, caller, event) -> None:
@@ -265,11 +262,12 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self.ui.addLesionButton.enabled:
             self.stopAddingLesions()
         self.ui.createSegmentationButton.enabled = volumeNode is not None
-        if parameterNode is not None and self.parent.isEntered:
-            self.setEditorNodes(volumeNode, segmentationNode)
+        if parameterNode is not None:
             for observation, node in zip(self._segmentationObservations, (parameterNode.baselineSegmentation,
                                                                             parameterNode.followupSegmentation)):
                 observation.observe(node)
+        if parameterNode is not None and self.parent.isEntered:
+            self.setEditorNodes(volumeNode, segmentationNode)
         shown = result_state.shown_results(parameterNode)
         self.ui.summaryLabel.text, self.ui.prognosisLabel.text = shown.summary_html, shown.prognosis_html
         # Only what the review table shows refreshes it: a clinical value or the registration tick costs nothing.
@@ -280,8 +278,10 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.updateLesionTable()
 
     def onSegmentationEdited(self, caller=None, event=None) -> None:
-        if self._parameterNode is not None:
-            result_state.mark_inputs_edited(self._parameterNode.summaryTable)
+        if slicer.mrmlScene.IsImporting() or slicer.mrmlScene.IsClosing():
+            return  # segments being read from a saved scene are no edit
+        # Watched while the module is left too (edits in the Segment Editor module): its own parameter node then.
+        result_state.mark_inputs_edited((self._parameterNode or self.logic.getParameterNode()).summaryTable)
         self._lesionTableTimer.start()  # restarted by every event: one refresh after the edit
 
     def onEditsPaused(self) -> None:
