@@ -1,12 +1,11 @@
-"""TTVPrognosis: total tumour volume, response and prognosis for colorectal liver metastases in 3D Slicer.
+"""TTVPrognosis in 3D Slicer: the thin layer (metadata, parameter node, panel, logic facade, self-test).
 
-This file is the thin Slicer layer: module metadata, the parameter node, the panel and a logic facade.
-All measuring, segmenting, comparing and predicting lives in TTVPrognosisLib, shared with the command line
-and the batch; the panel gathers inputs, calls the logic and shows results.
+Measuring, segmenting, comparing and predicting live in TTVPrognosisLib, shared with the command line.
 """
 
 import contextlib
 import logging
+import os
 from typing import Annotated
 
 import qt
@@ -21,8 +20,8 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from TTVPrognosisLib.mrml import panel_logic, self_test
-from TTVPrognosisLib.mrml import results as mrml_results
+from TTVPrognosisLib.mrml import console, panel_logic, result_state, sample_data, self_test
+from TTVPrognosisLib.mrml.observations import NodeObservations, PlacementSession
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
 BASELINE, FOLLOWUP = panel_logic.BASELINE, panel_logic.FOLLOWUP
@@ -31,6 +30,7 @@ SEGMENT_EDITOR_EFFECTS = ["Paint", "Draw", "Erase", "Scissors", "Islands", "Smoo
                           "Local Threshold"]
 LESION_TABLE_HEADERS = ["Lesion", "Volume (mL)", "Axial diameter (mm)", "Verified"]
 LESION_TABLE_REFRESH_MS = 500
+UNDO_STATES = 10  # as Slicer's Segment Editor module keeps
 # Edits of the reviewed segmentation (in the embedded Segment Editor too) that change the lesion table.
 SEGMENTATION_EDIT_EVENTS = (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
                             slicer.vtkSegmentation.SegmentModified, slicer.vtkSegmentation.SourceRepresentationModified)
@@ -38,11 +38,8 @@ SEGMENTATION_EDIT_EVENTS = (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegme
 
 @contextlib.contextmanager
 def showingErrors(message: str, waitCursor: bool = False):
-    """Show an error of the block in a dialog and end it there.
-
-    slicer.util.tryWithErrorDisplay shows the dialog and then raises the error again, which would skip what a
-    handler does after the block (refreshing the lesion table, resetting a label): the panel carries on.
-    """
+    """Show an error of the block in a dialog and end it there (tryWithErrorDisplay raises it again, which would
+    skip what a handler does after the block: refreshing the lesion table, resetting a label)."""
     try:
         with slicer.util.tryWithErrorDisplay(message, waitCursor=waitCursor):
             yield
@@ -57,7 +54,6 @@ class TTVPrognosis(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "TTV Prognosis"
         self.parent.categories = ["Quantification"]
-        self.parent.dependencies = []
         self.parent.contributors = ["TTVPrognosis developers"]
         self.parent.helpText = (
             "Total tumour volume (TTV) of colorectal liver metastases from segmentations of all lesions, its change "
@@ -66,12 +62,36 @@ class TTVPrognosis(ScriptedLoadableModule):
         self.parent.acknowledgementText = (
             "Definitions follow the CAIRO5 total tumour volume studies (doi:10.1016/j.ejca.2024.114185, "
             "doi:10.1016/j.ejca.2025.115738).")
+        iconPath = os.path.join(os.path.dirname(__file__), "Resources/Icons/TTVPrognosis.png")
+        slicer.app.connect("startupCompleted()", lambda: sample_data.register_sample_data(iconPath))
+
+
+@contextlib.contextmanager
+def progressDialog(title: str, maximum: int = 1, show: bool = True):
+    """A modal progress dialog with Cancel (None when not shown): nothing can be edited while the work reads."""
+    dialog = slicer.util.createProgressDialog(windowTitle=title, labelText="Starting...", maximum=maximum,
+                                              windowModality=qt.Qt.ApplicationModal) if show else None
+    try:
+        yield dialog
+    finally:
+        if dialog is not None:
+            dialog.close()
+
+
+def progressSteps(dialog):
+    """step(text) for the logic: shows the next stage, and raises CancelledError once Cancel was pressed."""
+    def step(text: str) -> None:
+        slicer.app.processEvents()
+        if dialog.wasCanceled:
+            raise panel_logic.CancelledError()
+        dialog.labelText, dialog.value = text, dialog.value + 1
+        slicer.app.processEvents()
+    return step
 
 
 @parameterNodeWrapper
 class TTVPrognosisParameterNode:
     """Panel state, stored in the scene so that saving and reopening a scene (.mrb) restores it."""
-
     baselineVolume: slicer.vtkMRMLScalarVolumeNode
     baselineSegmentation: slicer.vtkMRMLSegmentationNode
     followupVolume: slicer.vtkMRMLScalarVolumeNode
@@ -82,8 +102,7 @@ class TTVPrognosisParameterNode:
     segmentEditorNode: slicer.vtkMRMLSegmentEditorNode
     lesionPoints: slicer.vtkMRMLMarkupsFiducialNode
     nodePositivePrimary: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
-    # The ranges are the .ui's: without them the parameter node widens its spin box to any number, and -1
-    # ("unknown", the special value text at the minimum) would show as a number.
+    # The .ui's ranges: without them the wrapper widens the spin box and -1 ("unknown") would show as a number.
     diseaseFreeIntervalMonths: Annotated[float, WithinRange(-1.0, 600.0), Default(-1.0)]
     ceaNgMl: Annotated[float, WithinRange(-1.0, 100000.0), Default(-1.0)]
     krasMutated: Annotated[str, Choice(YES_NO_UNKNOWN), Default("Unknown")]
@@ -103,14 +122,9 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._observedPoints = None
+        VTKObservationMixin.__init__(self)  # for the scene only: per-node observations release their node
+        self.logic = self._parameterNode = self._parameterNodeGuiTag = self._lesionTableKey = None
         self._fillingLesionTable = False
-        self._observedSegmentation = None
-        self._lesionTableTimer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -118,50 +132,70 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._lesionTableTimer = qt.QTimer()
         self._lesionTableTimer.setSingleShot(True)
         self._lesionTableTimer.setInterval(LESION_TABLE_REFRESH_MS)
-        self._lesionTableTimer.connect("timeout()", self.updateLesionTable)
+        self._lesionTableTimer.connect("timeout()", self.onEditsPaused)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/TTVPrognosis.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = TTVPrognosisLogic()
+        self._parameterObservation = NodeObservations([vtk.vtkCommand.ModifiedEvent], self.onParameterNodeModified)
+        self._pointsObservation = NodeObservations([slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent],
+                                                   self.onLesionPointPlaced)
+        self._segmentationObservations = [NodeObservations(SEGMENTATION_EDIT_EVENTS, self.onSegmentationEdited)
+                                          for _ in (BASELINE, FOLLOWUP)]
+        appLogic = slicer.app.applicationLogic()
+        # Leaving place mode some other way (Escape, the toolbar) stops Add lesion: the button does not stay pressed.
+        self._placement = PlacementSession(appLogic.GetSelectionNode(), appLogic.GetInteractionNode(),
+                                           self.stopAddingLesions)
 
         self.ui.lesionTableWidget.setColumnCount(len(LESION_TABLE_HEADERS))
         self.ui.lesionTableWidget.setHorizontalHeaderLabels(LESION_TABLE_HEADERS)
         self.ui.lesionTableWidget.horizontalHeader().setStretchLastSection(True)
         self.setupSegmentEditor()
 
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.computeButton.connect("clicked(bool)", self.onComputeButton)
-        self.ui.showTablesButton.connect("clicked(bool)", self.onShowTablesButton)
-        self.ui.createSegmentationButton.connect("clicked(bool)", self.onCreateSegmentation)
-        self.ui.addLesionButton.connect("toggled(bool)", self.onAddLesionToggled)
-        self.ui.lesionTableWidget.connect("itemChanged(QTableWidgetItem*)", self.onLesionItemChanged)
-        self.ui.lesionTableWidget.connect("currentCellChanged(int,int,int,int)", self.onLesionRowSelected)
-        self.ui.verifyAllButton.connect("clicked(bool)", self.onVerifyAll)
-        self.ui.splitLesionButton.connect("clicked(bool)", self.onSplitLesion)
-        self.ui.deleteLesionButton.connect("clicked(bool)", self.onDeleteLesion)
-        self.ui.showSurvivalChartButton.connect("clicked(bool)", self.onShowSurvivalChart)
-        self.ui.modelCardButton.connect("clicked(bool)", self.onModelCard)
+        for event, method in ((slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose),
+                              (slicer.mrmlScene.EndCloseEvent, self.onSceneEndOrImport),
+                              (slicer.mrmlScene.EndImportEvent, self.onSceneEndOrImport)):
+            self.addObserver(slicer.mrmlScene, event, method)
+        ui = self.ui
+        for widget, signal, slot in (
+                (ui.computeButton, "clicked(bool)", self.onComputeButton),
+                (ui.showTablesButton, "clicked(bool)", self.onShowTablesButton),
+                (ui.createSegmentationButton, "clicked(bool)", self.onCreateSegmentation),
+                (ui.addLesionButton, "toggled(bool)", self.onAddLesionToggled),
+                (ui.lesionTableWidget, "itemChanged(QTableWidgetItem*)", self.onLesionItemChanged),
+                (ui.lesionTableWidget, "currentCellChanged(int,int,int,int)", self.onLesionRowSelected),
+                (ui.verifyAllButton, "clicked(bool)", self.onVerifyAll), (ui.splitLesionButton, "clicked(bool)",
+                                                                          self.onSplitLesion),
+                (ui.deleteLesionButton, "clicked(bool)", self.onDeleteLesion),
+                (ui.showSurvivalChartButton, "clicked(bool)", self.onShowSurvivalChart),
+                (ui.modelCardButton, "clicked(bool)", self.onModelCard)):
+            widget.connect(signal, slot)
         self.initializeParameterNode()
 
     def setupSegmentEditor(self) -> None:
         """Embedded Segment Editor with the effects a radiologist needs (Local Threshold if installed)."""
         editor = self.ui.segmentEditorWidget
         editor.setMRMLScene(slicer.mrmlScene)
+        editor.setMaximumNumberOfUndoStates(UNDO_STATES)  # Add lesion, Split and Delete save states too
         available = set(editor.availableEffectNames()) if hasattr(editor, "availableEffectNames") else None
-        effects = [name for name in SEGMENT_EDITOR_EFFECTS if available is None or name in available]
-        editor.setEffectNameOrder(effects)
+        editor.setEffectNameOrder([name for name in SEGMENT_EDITOR_EFFECTS if available is None or name in available])
         editor.unorderedEffectsVisible = False
         editor.segmentationNodeSelectorVisible = False  # the panel's own selectors choose the nodes
         editor.sourceVolumeNodeSelectorVisible = False  # (Slicer 5.8 and later; the "master" names warn there)
 
+    def parameterWidgets(self) -> dict:
+        """{parameter name: widget} from the .ui's SlicerParameterName properties (what connectGui finds)."""
+        widgets = self.ui.inputsCollapsibleButton.parentWidget().findChildren(qt.QWidget)
+        return {widget.property("SlicerParameterName"): widget for widget in widgets
+                if widget.property("SlicerParameterName")}
+
     def cleanup(self) -> None:
-        self.stopAddingLesions()
-        if self._lesionTableTimer is not None:
-            self._lesionTableTimer.stop()
+        """Developer Reload calls this on the old panel, then setup() on a new one: leave nothing behind."""
+        self.onSceneStartClose(None, None)  # the review stopped, nothing bound or watched
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()  # they live on the main window, not on this panel
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(None)
         self.removeObservers()
-        self._observedSegmentation = None
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -170,51 +204,54 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def exit(self) -> None:
         self.stopReview()
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
+        self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.stopReview()
+        self.ui.segmentEditorWidget.setSegmentationNode(None)
         self.setParameterNode(None)
+        for observation in self._segmentationObservations:  # kept while the module is left: edits elsewhere
+            observation.release()  # still mark the results out of date
 
     def stopReview(self) -> None:
-        """Leave the lesion review idle on leaving the module or its scene: no clicks placed, the embedded
-        Segment Editor without an active effect (as Slicer's Segment Editor module leaves it: an active Paint
-        would keep taking clicks in the slice views), the reviewed segmentation no longer watched."""
+        """Leave the review idle: no clicks placed, no active effect (an active Paint would keep taking clicks in
+        the slice views), nothing watched. Shortcuts stay while entered (Slicer's Segment Editor: only exit())."""
         self.stopAddingLesions()
         editor = self.ui.segmentEditorWidget
         editor.setActiveEffect(None)
-        editor.uninstallKeyboardShortcuts()
         editor.removeViewObservations()
-        self.observeReviewedSegmentation(None)
         self._lesionTableTimer.stop()
 
-    def onSceneEndClose(self, caller, event) -> None:
+    def onSceneEndOrImport(self, caller, event) -> None:
+        """After Close Scene or loading a scene (.mrb): its parameter node, its inputs and its saved results."""
         if self.parent.isEntered:
             self.initializeParameterNode()
+            self.ui.segmentEditorWidget.updateWidgetFromMRML()
 
     def initializeParameterNode(self) -> None:
         parameterNode = self.logic.getParameterNode()
         if not parameterNode.baselineVolume:
-            parameterNode.baselineVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            parameterNode.baselineVolume = panel_logic.first_ct_volume(slicer.mrmlScene)
         self.setParameterNode(parameterNode)
 
     def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
+        """Bind the panel to a parameter node. connectParametersToGui returns its tag on Slicer 5.8 too (connectGui
+        only from 5.10): without it the old connectors stay and reset the clinical choices at every enter()."""
+        if self._parameterNode is not None and self._parameterNodeGuiTag is not None:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self._parameterNodeGuiTag = None
         self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-            self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.segmentEditorNode(self._parameterNode))
-            self.showTables()
+        self._lesionTableKey = None
+        self._parameterObservation.observe(parameterNode.parameterNode if parameterNode else None)
+        if parameterNode:
+            self._parameterNodeGuiTag = parameterNode.connectParametersToGui(self.parameterWidgets())
+            self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.segmentEditorNode(parameterNode))
+        self.showTables()
         self.onParameterNodeModified()
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
-        """Keep buttons, the segment editor and the lesion table in step with the chosen inputs."""
+        """Keep buttons, the segment editor, the lesion table and the results in step with the chosen inputs."""
         parameterNode = self._parameterNode
         ready = bool(parameterNode and parameterNode.baselineSegmentation)
         self.ui.computeButton.enabled = ready
@@ -222,24 +259,34 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                          else "Select a baseline segmentation first.")
         volumeNode, segmentationNode = self.logic.reviewNodes(parameterNode) if parameterNode else (None, None)
         self.ui.addLesionButton.enabled = bool(volumeNode and segmentationNode)
+        if not self.ui.addLesionButton.enabled:
+            self.stopAddingLesions()
         self.ui.createSegmentationButton.enabled = volumeNode is not None
-        self.setEditorNodes(volumeNode, segmentationNode)
-        self.observeReviewedSegmentation(segmentationNode)
-        self.updateLesionTable()
+        if parameterNode is not None:
+            for observation, node in zip(self._segmentationObservations, (parameterNode.baselineSegmentation,
+                                                                            parameterNode.followupSegmentation)):
+                observation.observe(node)
+        if parameterNode is not None and self.parent.isEntered:
+            self.setEditorNodes(volumeNode, segmentationNode)
+        shown = result_state.shown_results(parameterNode)
+        self.ui.summaryLabel.text, self.ui.prognosisLabel.text = shown.summary_html, shown.prognosis_html
+        # Only what the review table shows refreshes it: a clinical value or the registration tick costs nothing.
+        key = (parameterNode.reviewTimePoint, parameterNode.excludedSegments, volumeNode and volumeNode.GetID(),
+               segmentationNode and segmentationNode.GetID()) if parameterNode else None
+        if key != self._lesionTableKey:
+            self._lesionTableKey = key
+            self.updateLesionTable()
 
-    def observeReviewedSegmentation(self, segmentationNode) -> None:
-        """Watch the segmentation under review, so that edits made outside the panel's buttons show in its table."""
-        if segmentationNode is self._observedSegmentation:
-            return
-        for event in SEGMENTATION_EDIT_EVENTS:
-            if self._observedSegmentation is not None:
-                self.removeObserver(self._observedSegmentation, event, self.onReviewedSegmentationEdited)
-            if segmentationNode is not None:
-                self.addObserver(segmentationNode, event, self.onReviewedSegmentationEdited)
-        self._observedSegmentation = segmentationNode
-
-    def onReviewedSegmentationEdited(self, caller=None, event=None) -> None:
+    def onSegmentationEdited(self, caller=None, event=None) -> None:
+        if slicer.mrmlScene.IsImporting() or slicer.mrmlScene.IsClosing():
+            return  # segments being read from a saved scene are no edit
+        # Watched while the module is left too (edits in the Segment Editor module): its own parameter node then.
+        result_state.mark_inputs_edited((self._parameterNode or self.logic.getParameterNode()).summaryTable)
         self._lesionTableTimer.start()  # restarted by every event: one refresh after the edit
+
+    def onEditsPaused(self) -> None:
+        self._lesionTableKey = None  # the table and the results' "out of date" note
+        self.onParameterNodeModified()
 
     def setEditorNodes(self, volumeNode, segmentationNode) -> None:
         editor = self.ui.segmentEditorWidget
@@ -248,8 +295,6 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if segmentationNode is not None:  # without one, the editor logs an error for a source volume
             editor.setSourceVolumeNode(volumeNode)
 
-    # --- lesion review ---------------------------------------------------------------------------------
-
     def onCreateSegmentation(self) -> None:
         with showingErrors("Failed to create a segmentation.", waitCursor=True):
             self.logic.createReviewSegmentation(self._parameterNode)
@@ -257,28 +302,19 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onAddLesionToggled(self, checked: bool) -> None:
         if checked:
             pointsNode = self.logic.lesionPointsNode(self._parameterNode)
-            self._observedPoints = pointsNode
-            self.addObserver(pointsNode, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onLesionPointPlaced)
-            selectionNode = slicer.app.applicationLogic().GetSelectionNode()
-            selectionNode.SetReferenceActivePlaceNodeClassName("vtkMRMLMarkupsFiducialNode")
-            selectionNode.SetActivePlaceNodeID(pointsNode.GetID())
-            interactionNode = slicer.app.applicationLogic().GetInteractionNode()
-            interactionNode.SetPlaceModePersistence(1)
-            interactionNode.SetCurrentInteractionMode(interactionNode.Place)
+            self._pointsObservation.observe(pointsNode)
+            self._placement.start(pointsNode)
             self.ui.addLesionStatusLabel.text = "Click on a lesion in a slice view (press the button again to stop)."
         else:
             self.stopAddingLesions()
 
     def stopAddingLesions(self) -> None:
-        if self._observedPoints is not None:
-            self.removeObserver(self._observedPoints, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
-                                self.onLesionPointPlaced)
-            self._observedPoints = None
-            interactionNode = slicer.app.applicationLogic().GetInteractionNode()
-            interactionNode.SetPlaceModePersistence(0)  # as it was: other modules place one point at a time
-            interactionNode.SetCurrentInteractionMode(interactionNode.ViewTransform)
+        self._pointsObservation.release()
+        self._placement.stop()  # the placement settings as they were before Add lesion
         if hasattr(self, "ui") and self.ui.addLesionButton.checked:
+            wasBlocked = self.ui.addLesionButton.blockSignals(True)
             self.ui.addLesionButton.checked = False
+            self.ui.addLesionButton.blockSignals(wasBlocked)
             self.ui.addLesionStatusLabel.text = ""
 
     def onLesionPointPlaced(self, pointsNode, event) -> None:
@@ -293,8 +329,9 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.app.processEvents()
         text = "No lesion added."
         with showingErrors("No lesion was added.", waitCursor=True):
-            name, result = self.logic.addLesionAtPoint(self._parameterNode, position)
-            text = f"{name}: {result.volume_ml:.2f} mL ({result.polarity})."
+            name, result = self.logic.addLesionAtPoint(self._parameterNode, position,
+                                                       self.ui.segmentEditorWidget.saveStateForUndo)
+            text = f"{name}: {result.volume_ml:.2f} mL ({result.polarity}). Undo in the Segment Editor below."
             if result.warnings:
                 text += " " + " ".join(result.warnings)
         self.ui.addLesionStatusLabel.text = text
@@ -310,22 +347,22 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     rows = self.logic.lesionRows(self._parameterNode)
             table.setRowCount(len(rows))
             for index, row in enumerate(rows):
-                cells = [row.name, f"{row.volume_ml:.2f}", f"{row.longest_axial_diameter_mm:.1f}"]
+                cells = [row.name, f"{row.volume_ml:.2f}", f"{row.longest_axial_diameter_mm:.1f}", ""]
                 for column, text in enumerate(cells):
                     item = qt.QTableWidgetItem(text)
                     item.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+                    if column == 3:
+                        item.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled | qt.Qt.ItemIsUserCheckable)
+                        item.setCheckState(qt.Qt.Checked if row.verified else qt.Qt.Unchecked)
                     item.setData(qt.Qt.UserRole, row.segment_id)
                     table.setItem(index, column, item)
-                verified = qt.QTableWidgetItem("")
-                verified.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled | qt.Qt.ItemIsUserCheckable)
-                verified.setCheckState(qt.Qt.Checked if row.verified else qt.Qt.Unchecked)
-                verified.setData(qt.Qt.UserRole, row.segment_id)
-                table.setItem(index, 3, verified)
         finally:
             self._fillingLesionTable = False
 
-    def selectedSegmentId(self):
+    def selectedSegmentId(self, tell: bool = False):
         item = self.ui.lesionTableWidget.item(self.ui.lesionTableWidget.currentRow(), 0)
+        if item is None and tell:
+            slicer.util.infoDisplay("Select a lesion in the table first.")
         return item.data(qt.Qt.UserRole) if item else None
 
     def onLesionItemChanged(self, item) -> None:
@@ -344,73 +381,72 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         centre = segmentationNode.GetSegmentCenterRAS(segmentId) if segmentationNode else None
         if centre is not None:
             slicer.modules.markups.logic().JumpSlicesToLocation(centre[0], centre[1], centre[2], True)
-        segmentEditorNode = self.logic.segmentEditorNode(self._parameterNode)
-        setSelected = getattr(segmentEditorNode, "SetSelectedSegmentID", None)
-        if setSelected:
-            setSelected(segmentId)
+        self.logic.segmentEditorNode(self._parameterNode).SetSelectedSegmentID(segmentId)
 
     def onVerifyAll(self) -> None:
         with showingErrors("Could not mark the lesions verified."):
-            for row in self.logic.lesionRows(self._parameterNode):
-                self.logic.setLesionVerified(self._parameterNode, row.segment_id, True)
+            self.logic.setAllLesionsVerified(self._parameterNode)
         self.updateLesionTable()
 
     def onSplitLesion(self) -> None:
-        segmentId = self.selectedSegmentId()
+        segmentId = self.selectedSegmentId(tell=True)
         if not segmentId:
-            slicer.util.infoDisplay("Select a lesion in the table first.")
             return
         with showingErrors("Could not split the lesion.", waitCursor=True):
-            created = self.logic.splitLesion(self._parameterNode, segmentId)
+            undo = self.ui.segmentEditorWidget.saveStateForUndo
+            created = self.logic.splitLesion(self._parameterNode, segmentId, undo)
             self.ui.addLesionStatusLabel.text = (f"Split into {len(created)} segments." if len(created) > 1
                                                  else "The segment has a single island.")
         self.updateLesionTable()
 
     def onDeleteLesion(self) -> None:
-        segmentId = self.selectedSegmentId()
-        if not segmentId:
-            slicer.util.infoDisplay("Select a lesion in the table first.")
-            return
-        if slicer.util.confirmYesNoDisplay("Delete the selected lesion segment?"):
-            self.logic.deleteLesion(self._parameterNode, segmentId)
+        segmentId = self.selectedSegmentId(tell=True)
+        question = "Delete the selected lesion segment? (Undo in the Segment Editor.)"
+        if segmentId and slicer.util.confirmYesNoDisplay(question):
+            with showingErrors("Could not delete the lesion."):
+                undo = self.ui.segmentEditorWidget.saveStateForUndo
+                self.logic.deleteLesion(self._parameterNode, segmentId, undo)
             self.updateLesionTable()
 
-    # --- results ---------------------------------------------------------------------------------------
-
     def onComputeButton(self) -> None:
+        """Compute TTV with progress and Cancel; a cancelled or failed run leaves the previous results as they were."""
         self.stopAddingLesions()
-        with showingErrors("Failed to compute TTV.", waitCursor=True):
-            outcome = self.logic.computeTTV(self._parameterNode)
-            self.ui.summaryLabel.text = self.logic.summaryHtml(outcome)
-            self.ui.prognosisLabel.text = self.logic.prognosisHtml(outcome)
-            self.showTables()
-            self.ui.resultsCollapsibleButton.collapsed = False
+        with showingErrors("Failed to compute TTV."), progressDialog("Compute TTV", maximum=5) as dialog:
+            try:
+                self.logic.computeTTV(self._parameterNode, step=progressSteps(dialog))
+                self.showTables()
+                self.ui.resultsCollapsibleButton.collapsed = False
+            except panel_logic.CancelledError:
+                slicer.util.showStatusMessage("Compute TTV cancelled; the scene is as it was.", 5000)
+        self.onParameterNodeModified()
+
+    # The "Save report" button (report helper) belongs beside showTablesButton, in resultActionsLayout of the .ui.
 
     def showTables(self) -> None:
         parameterNode = self._parameterNode
-        for view, table in ((self.ui.summaryTableView, parameterNode.summaryTable),
-                            (self.ui.lesionTableView, parameterNode.lesionTable),
-                            (self.ui.responseTableView, parameterNode.responseTable),
-                            (self.ui.matchedLesionTableView, parameterNode.matchedLesionTable),
-                            (self.ui.survivalTableView, parameterNode.survivalTable),
-                            (self.ui.scoreTableView, parameterNode.scoreTable)):
-            view.setMRMLTableNode(table)
+        for view, attribute in ((self.ui.summaryTableView, "summaryTable"), (self.ui.lesionTableView, "lesionTable"),
+                                (self.ui.responseTableView, "responseTable"),
+                                (self.ui.matchedLesionTableView, "matchedLesionTable"),
+                                (self.ui.survivalTableView, "survivalTable"), (self.ui.scoreTableView, "scoreTable")):
+            view.setMRMLTableNode(getattr(parameterNode, attribute) if parameterNode else None)
+
+    def computedNode(self, attribute: str):
+        node = getattr(self._parameterNode, attribute) if self._parameterNode else None
+        if node is None:
+            slicer.util.infoDisplay("Press Compute TTV first.")
+        return node
 
     def onShowTablesButton(self) -> None:
-        table = self._parameterNode.summaryTable if self._parameterNode else None
-        if table is None:
-            slicer.util.infoDisplay("Press Compute TTV first.")
-            return
-        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-        slicer.app.applicationLogic().PropagateTableSelection()
-        slicer.util.selectModule("Tables")
+        table = self.computedNode("summaryTable")
+        if table is not None:
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+            slicer.util.selectModule("Tables")
 
     def onShowSurvivalChart(self) -> None:
-        chart = self._parameterNode.survivalChart if self._parameterNode else None
-        if chart is None:
-            slicer.util.infoDisplay("Press Compute TTV first.")
-            return
-        slicer.modules.plots.logic().ShowChartInLayout(chart)
+        chart = self.computedNode("survivalChart")
+        if chart is not None:
+            slicer.modules.plots.logic().ShowChartInLayout(chart)
 
     def onModelCard(self) -> None:
         qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(self.logic.modelCardPath()))
@@ -425,76 +461,39 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic, panel_logic.PanelLogic):
     def getParameterNode(self):
         return TTVPrognosisParameterNode(super().getParameterNode())
 
-    # --- cohorts -----------------------------------------------------------------------------------------
 
     def processCohort(self, manifest, output, lesionsOutput=None, resume=False, overwrite=False, tableNode=None,
                       showProgress=True):
-        """Batch a cohort manifest from the Python console: the same tables and columns as `ttvprognosis batch`.
+        """Batch a cohort manifest from the Python console, as `ttvprognosis batch` (see mrml.console.process_cohort);
+        Cancel in the progress dialog stops between patients. Returns (CohortResult, table node)."""
+        with progressDialog("TTVPrognosis cohort", show=showProgress) as dialog:
+            def progress(done, total, patientId):
+                if dialog is not None:
+                    dialog.maximum, dialog.value, dialog.labelText = total, done, f"{done} of {total} patients"
+                slicer.app.processEvents()
 
-        Segmentations are read with Slicer's readers; a progress dialog can cancel (finished patients are
-        kept; run again with resume=True). Returns (CohortResult, table node with the results).
-        """
-        from TTVPrognosisLib.cohort.manifest import read_manifest
-        from TTVPrognosisLib.cohort.runner import run_cohort
-
-        cohort = read_manifest(manifest, outputs=[path for path in (output, lesionsOutput) if path])
-        for problem in cohort.warnings + cohort.file_problems:
-            logging.warning(problem)
-        dialog = None
-        if showProgress:
-            dialog = slicer.util.createProgressDialog(windowTitle="TTVPrognosis cohort", labelText="Starting...",
-                                                      maximum=max(len(cohort.entries), 1))
-
-        def progress(done, total, patientId):
-            if dialog is not None:
-                dialog.maximum, dialog.value = total, done
-                dialog.labelText = f"{done} of {total} patients" + (f" (last: {patientId})" if patientId else "")
-            slicer.app.processEvents()
-
-        def shouldCancel():
-            slicer.app.processEvents()
-            return bool(dialog is not None and dialog.wasCanceled)
-
-        try:
-            result = run_cohort(cohort, output, lesionsOutput, workers=1, resume=resume, overwrite=overwrite,
-                                progress=progress, should_cancel=shouldCancel,
-                                read_segmentation=panel_logic.read_segmentation_with_slicer)
-        finally:
-            if dialog is not None:
-                dialog.close()
-        tableNode = tableNode or slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "TTVPrognosis cohort")
-        mrml_results.fill_table(tableNode, result.columns, result.typed_rows())
-        return result, tableNode
+            return console.process_cohort(slicer.mrmlScene, manifest, output, lesionsOutput, resume, overwrite,
+                                          tableNode, progress, lambda: bool(dialog is not None and dialog.wasCanceled))
 
 
 class TTVPrognosisTest(ScriptedLoadableModuleTest):
-    """In-Slicer self-test on the embedded synthetic case (no downloads); the checks live in mrml.self_test."""
-
-    def setUp(self):
-        slicer.mrmlScene.Clear()
+    """In-Slicer self-test on the demo case (no download): the panel driven as a user would, then the logic as the
+    Python console does; the steps and checks live in mrml.self_test."""
 
     def runTest(self):
-        for test in (self.test_computeTTV_matches_library, self.test_review_workflow, self.test_process_cohort,
-                     self.test_missing_segmentation_is_reported):
-            self.setUp()
-            test()
+        self.test_panel_then_logic()
 
-    def test_computeTTV_matches_library(self):
-        self.delayDisplay("Compute TTV on the demo pair")
-        self_test.compute_ttv_matches_library(TTVPrognosisLogic(), slicer.mrmlScene)
-        self.delayDisplay("Test passed")
+    def test_panel_then_logic(self):
+        import SampleData
 
-    def test_review_workflow(self):
-        self.delayDisplay("Add lesions by clicking, verify, and compute")
-        self_test.review_workflow(TTVPrognosisLogic(), slicer.mrmlScene)
-        self.delayDisplay("Test passed")
-
-    def test_process_cohort(self):
-        self.delayDisplay("Process a two-patient cohort from the console")
-        self_test.process_cohort(TTVPrognosisLogic(), slicer.mrmlScene, slicer.util.saveNode)
-        self.delayDisplay("Test passed")
-
-    def test_missing_segmentation_is_reported(self):
-        self.delayDisplay("No baseline segmentation selected")
-        self_test.missing_segmentation_is_reported(TTVPrognosisLogic())
+        slicer.mrmlScene.Clear()
+        source = next(item for item in SampleData.SampleDataLogic.sampleDataSourcesByCategory(
+            sample_data.SAMPLE_CATEGORY) if item.sampleName == sample_data.SAMPLE_NAME)
+        slicer.util.selectModule("TTVPrognosis")
+        self_test.panel_as_a_user(slicer.modules.TTVPrognosisWidget, source, self.delayDisplay,
+                                  os.path.join(slicer.app.temporaryPath, "TTVPrognosisSelfTest.mrb"))
+        for message, check in self_test.LOGIC_CHECKS:
+            slicer.mrmlScene.Clear()
+            self.delayDisplay(message)
+            check(TTVPrognosisLogic(), slicer.mrmlScene)
         self.delayDisplay("Test passed")

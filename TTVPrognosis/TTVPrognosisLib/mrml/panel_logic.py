@@ -12,14 +12,40 @@ import slicer
 from ..errors import InputError
 from ..report.html import prognosis_html, summary_html
 from . import nodes as mrml
+from . import result_state
 from . import review as mrml_review
 from . import workflow as mrml_workflow
+from .lesion_region import add_lesion_in_region
+from .lesion_table import LesionRowCache
 
 BASELINE, FOLLOWUP = "Baseline", "Follow-up"
+RESULT_TABLES = (("summaryTable", "TTV summary"), ("lesionTable", "TTV lesions"), ("responseTable", "TTV response"),
+                 ("matchedLesionTable", "TTV matched lesions"), ("survivalTable", "TTV survival"),
+                 ("survivalCurveTable", "TTV survival curves"), ("scoreTable", "TTV clinical scores"))
+
+
+class CancelledError(Exception):
+    """The user cancelled a long operation; nothing in the scene was changed."""
+
+
+def first_ct_volume(scene):
+    """The first scalar volume that is not a labelmap (a labelmap is no CT, although it is a scalar volume)."""
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
+        if not node.IsA("vtkMRMLLabelMapVolumeNode"):
+            return node
+    return None
+
+
+def _require_ct(volume_node, what: str) -> None:
+    if volume_node is not None and volume_node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise InputError(f"The {what} '{volume_node.GetName()}' is a labelmap, not a CT; select the CT volume.")
 
 
 class PanelLogic:
     """Measuring, comparing and lesion review on the nodes a parameter node names."""
+
+    _lesionRowCache = None
 
     @staticmethod
     def excludedSegmentNames(text: str) -> list:
@@ -34,35 +60,57 @@ class PanelLogic:
         return mrml.measure_segmentation_node(segmentationNode, volumeNode, exclude=list(excluded),
                                               lesion=list(lesions))
 
-    def computeTTV(self, parameterNode):
+    def computeTTV(self, parameterNode, step=None):
         """Measure, compare (registration, lesion matching, RECIST, TBS), predict, score; fill the result nodes.
 
-        Returns a TTVPrognosisLib.mrml.workflow.Outcome (result, prognosis, scores, warnings).
+        Returns a TTVPrognosisLib.mrml.workflow.Outcome (result, prognosis, scores, warnings). ``step(text)`` is
+        called before each stage and may raise CancelledError: the scene is only changed after the last stage, so a
+        cancelled or failed computation leaves the previous results as they were. The result nodes and the
+        parameter node are then written in one modification (observers see one ModifiedEvent, not eight).
         """
+        _require_ct(parameterNode.baselineVolume, "baseline CT")
+        _require_ct(parameterNode.followupVolume, "follow-up CT")
+        signature = result_state.inputs_signature(parameterNode)
         outcome = mrml_workflow.compute_outcome(
             parameterNode.baselineSegmentation, parameterNode.baselineVolume, parameterNode.followupSegmentation,
             parameterNode.followupVolume, exclude=self.excludedSegmentNames(parameterNode.excludedSegments),
             register=parameterNode.registerFollowup, clinical=mrml_workflow.clinical_inputs_from_panel(
                 parameterNode.nodePositivePrimary, parameterNode.diseaseFreeIntervalMonths, parameterNode.ceaNgMl,
-                parameterNode.krasMutated, parameterNode.extrahepaticDisease))
-        mrml_workflow.write_outcome(outcome, self.resultNodes(parameterNode), slicer.mrmlScene)
+                parameterNode.krasMutated, parameterNode.extrahepaticDisease), step=step)
+        if step is not None:
+            step("Writing the result tables")
+        with slicer.util.NodeModify(parameterNode):
+            nodes = self.resultNodes(parameterNode)
+            modifying = [(node, node.StartModify()) for node in vars(nodes).values()]
+            try:
+                mrml_workflow.write_outcome(outcome, nodes, slicer.mrmlScene)
+                result_state.record_results(nodes.summary, signature, self.summaryHtml(outcome),
+                                            self.prognosisHtml(outcome))
+            finally:
+                for node, wasModifying in reversed(modifying):
+                    node.EndModify(wasModifying)
         return outcome
 
     def resultNodes(self, parameterNode):
-        """The result table and chart nodes, created once and kept in the parameter node."""
+        """The result table and chart nodes, created once and kept in the parameter node.
+
+        Tables are locked: they show computed results, which an edit in the table view would falsify.
+        """
         def node(attribute, name, className="vtkMRMLTableNode"):
             if not getattr(parameterNode, attribute):
                 setattr(parameterNode, attribute, slicer.mrmlScene.AddNewNodeByClass(className, name))
-            return getattr(parameterNode, attribute)
+            found = getattr(parameterNode, attribute)
+            if className == "vtkMRMLTableNode":
+                found.SetLocked(True)
+            return found
 
+        tables = {attribute: node(attribute, name) for attribute, name in RESULT_TABLES}
         return mrml_workflow.ResultNodes(
-            summary=node("summaryTable", "TTV summary"), lesions=node("lesionTable", "TTV lesions"),
-            response=node("responseTable", "TTV response"), matched_lesions=node("matchedLesionTable",
-                                                                                "TTV matched lesions"),
-            survival=node("survivalTable", "TTV survival"), survival_curves=node("survivalCurveTable",
-                                                                                "TTV survival curves"),
+            summary=tables["summaryTable"], lesions=tables["lesionTable"], response=tables["responseTable"],
+            matched_lesions=tables["matchedLesionTable"], survival=tables["survivalTable"],
+            survival_curves=tables["survivalCurveTable"],
             survival_chart=node("survivalChart", "TTV survival chart", "vtkMRMLPlotChartNode"),
-            scores=node("scoreTable", "TTV clinical scores"))
+            scores=tables["scoreTable"])
 
     @staticmethod
     def summaryHtml(outcome) -> str:
@@ -101,10 +149,14 @@ class PanelLogic:
         return parameterNode.lesionPoints
 
     def reviewNodes(self, parameterNode):
-        """(CT, segmentation) of the time point under review."""
+        """(CT, segmentation) of the time point under review; a labelmap chosen as the CT counts as no CT."""
         if parameterNode.reviewTimePoint == FOLLOWUP:
-            return parameterNode.followupVolume, parameterNode.followupSegmentation
-        return parameterNode.baselineVolume, parameterNode.baselineSegmentation
+            volumeNode, segmentationNode = parameterNode.followupVolume, parameterNode.followupSegmentation
+        else:
+            volumeNode, segmentationNode = parameterNode.baselineVolume, parameterNode.baselineSegmentation
+        if volumeNode is not None and volumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
+            volumeNode = None
+        return volumeNode, segmentationNode
 
     def createReviewSegmentation(self, parameterNode):
         """A new empty segmentation on the reviewed CT, selected for that time point."""
@@ -118,32 +170,44 @@ class PanelLogic:
             parameterNode.baselineSegmentation = node
         return node
 
-    def addLesionAtPoint(self, parameterNode, pointRas):
-        """Segment the lesion at a clicked point as a new 'Lesion N' segment; returns (name, result)."""
+    def addLesionAtPoint(self, parameterNode, pointRas, saveStateForUndo=None):
+        """Segment the lesion at a clicked point as a new 'Lesion N' segment; returns (name, result).
+
+        Works in a region around the click (lesion_region). ``saveStateForUndo`` (the Segment Editor's) is
+        called just before the segmentation changes, so the click can be undone there.
+        """
         volumeNode, segmentationNode = self.reviewNodes(parameterNode)
         if volumeNode is None:
             raise InputError(f"Select the {parameterNode.reviewTimePoint.lower()} CT first.")
         if segmentationNode is None:
             segmentationNode = self.createReviewSegmentation(parameterNode)
-        segmentId, result = mrml_review.add_lesion_at_points_to_node(segmentationNode, volumeNode, [list(pointRas)])
+        segmentId, result = add_lesion_in_region(segmentationNode, volumeNode, [list(pointRas)],
+                                                 before_change=saveStateForUndo)
         return segmentationNode.GetSegmentation().GetSegment(segmentId).GetName(), result
 
     def lesionRows(self, parameterNode) -> list:
+        """The review table's rows; segment sizes are kept between calls until a label layer changes."""
+        if self._lesionRowCache is None:
+            self._lesionRowCache = LesionRowCache()
         volumeNode, segmentationNode = self.reviewNodes(parameterNode)
-        return mrml_review.lesion_rows(segmentationNode, volumeNode,
-                                       self.excludedSegmentNames(parameterNode.excludedSegments))
+        return self._lesionRowCache.rows(segmentationNode, volumeNode,
+                                         self.excludedSegmentNames(parameterNode.excludedSegments))
 
     def setLesionVerified(self, parameterNode, segmentId: str, verified: bool) -> None:
         _, segmentationNode = self.reviewNodes(parameterNode)
         mrml_review.set_segment_verified(segmentationNode, segmentId, verified)
 
-    def splitLesion(self, parameterNode, segmentId: str) -> list:
-        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
-        return mrml_review.split_segment_into_islands(segmentationNode, segmentId, volumeNode)
+    def setAllLesionsVerified(self, parameterNode) -> None:
+        for row in self.lesionRows(parameterNode):
+            self.setLesionVerified(parameterNode, row.segment_id, True)
 
-    def deleteLesion(self, parameterNode, segmentId: str) -> None:
+    def splitLesion(self, parameterNode, segmentId: str, saveStateForUndo=None) -> list:
+        volumeNode, segmentationNode = self.reviewNodes(parameterNode)
+        return mrml_review.split_segment_into_islands(segmentationNode, segmentId, volumeNode, saveStateForUndo)
+
+    def deleteLesion(self, parameterNode, segmentId: str, saveStateForUndo=None) -> None:
         _, segmentationNode = self.reviewNodes(parameterNode)
-        segmentationNode.RemoveSegment(segmentId)
+        mrml_review.delete_segment(segmentationNode, segmentId, saveStateForUndo)
 
 
 def read_segmentation_with_slicer(path):

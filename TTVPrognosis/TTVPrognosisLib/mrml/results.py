@@ -84,7 +84,9 @@ def write_survival_chart(curves: dict[str, tuple[Sequence[float], Sequence[float
         series.SetAndObserveTableNodeID(table_node.GetID())
         series.SetXColumnName("Months")
         series.SetYColumnName(name)
-        series.SetPlotType(series.PlotTypeLine)
+        # A line series is drawn against the point index, ignoring the X column (checked in Slicer's
+        # vtkMRMLPlotSeriesNode); a scatter series without markers is a curve against months.
+        series.SetPlotType(series.PlotTypeScatter)
         series.SetMarkerStyle(series.MarkerStyleNone)
         series.SetLineStyle(series.LineStyleSolid if index == 0 else series.LineStyleDash)
         series.SetLineWidth(4 if index == 0 else 2)

@@ -7,7 +7,7 @@ and adds its islands. Failures raise before anything is changed, so no empty seg
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import slicer
@@ -46,12 +46,17 @@ def _segment_names(segmentation_node) -> list[str]:
 
 
 def add_lesion_at_points_to_node(segmentation_node, volume_node, points_ras: Sequence[Sequence[float]],
-                                 settings: SegmentationSettings = DEFAULT_SETTINGS
+                                 settings: SegmentationSettings = DEFAULT_SETTINGS,
+                                 before_change: Callable[[], object] | None = None
                                  ) -> tuple[str, LesionSegmentationResult]:
     """Segment the lesion under the point(s) on the CT and add it as a new ``Lesion N`` segment.
 
     Existing lesion segments bound it, and the liver segment (if any) too. Returns the new segment ID and
-    the segmentation result (intensity band, warnings). Other segments are not touched.
+    the segmentation result (intensity band, warnings). Other segments are not touched. ``before_change`` is
+    called just before the node changes (the panel saves the Segment Editor's undo state there).
+
+    This reads the whole grid; the panel's click goes through ``lesion_region.add_lesion_in_region``, which
+    gives the same segment from a box around the click.
     """
     if segmentation_node is None or volume_node is None:
         raise InputError("Select a CT and a segmentation first.")
@@ -63,6 +68,8 @@ def add_lesion_at_points_to_node(segmentation_node, volume_node, points_ras: Seq
     result = added.result
     name = next_lesion_name(_segment_names(segmentation_node))
     color = LESION_COLORS[(int(name.split()[-1]) - 1) % len(LESION_COLORS)]
+    if before_change is not None:
+        before_change()
     segment_id = add_segment_from_mask(segmentation_node, result.mask_kji, result.roi_geometry, name,
                                        lesion_tags(verified=False), color)
     return segment_id, result
@@ -91,10 +98,12 @@ def lesion_rows(segmentation_node, volume_node=None, exclude: Sequence[str] = ()
     return lesion_segment_sizes(volume, exclude=names_matching(volume, exclude))
 
 
-def split_segment_into_islands(segmentation_node, segment_id: str, volume_node=None) -> list[str]:
+def split_segment_into_islands(segmentation_node, segment_id: str, volume_node=None,
+                               before_change: Callable[[], object] | None = None) -> list[str]:
     """Keep the largest 26-connected island in the segment; every other island becomes a new lesion segment.
 
     Returns the IDs of all resulting segments (the original first). New segments are unverified lesions.
+    ``before_change`` is called only when there is something to split, just before the node changes.
     """
     volume = label_volume_from_segmentation_node(segmentation_node, volume_node)
     segment = next((item for item in volume.segments if item.segment_id == segment_id), None)
@@ -104,6 +113,8 @@ def split_segment_into_islands(segmentation_node, segment_id: str, volume_node=N
     islands, count = ndimage.label(mask, structure=FULL_CONNECTIVITY)
     if count <= 1:
         return [segment_id]
+    if before_change is not None:
+        before_change()
     sizes = np.bincount(islands.ravel())[1:]
     order = np.argsort(-sizes, kind="stable") + 1
     largest = islands == order[0]
@@ -124,3 +135,12 @@ def split_segment_into_islands(segmentation_node, segment_id: str, volume_node=N
                                              volume.geometry.cropped(island_start, island[island_box].shape), name,
                                              lesion_tags(verified=False)))
     return created
+
+
+def delete_segment(segmentation_node, segment_id: str, before_change: Callable[[], object] | None = None) -> None:
+    """Remove one segment; ``before_change`` is called first (the panel saves the editor's undo state there)."""
+    if segmentation_node is None or segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
+        raise InputError(f"No segment with ID '{segment_id}' to delete.")
+    if before_change is not None:
+        before_change()
+    segmentation_node.RemoveSegment(segment_id)

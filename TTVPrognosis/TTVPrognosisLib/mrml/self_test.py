@@ -18,7 +18,8 @@ from ..formats.demo_data import DEMO_LESIONS, demo_time_point
 from ..formats.segments import ROLE_TAG
 from ..measure.volumetry import measure
 from . import nodes as mrml
-from .panel_logic import BASELINE, FOLLOWUP
+from . import result_state
+from .sample_data import load_demo_time_point
 
 
 def _check(condition: bool, message: str) -> None:
@@ -26,15 +27,57 @@ def _check(condition: bool, message: str) -> None:
         raise AssertionError(message)
 
 
-def load_demo_time_point(scene, followup: bool):
-    """(CT node, segmentation node, LabelVolume truth) of the embedded demo case."""
-    image, segmentation = demo_time_point(followup=followup)
-    name = FOLLOWUP if followup else BASELINE
-    volume_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{name} CT")
-    slicer.util.updateVolumeFromArray(volume_node, image.voxels)
-    volume_node.SetIJKToRASMatrix(mrml.numpy_to_matrix(image.geometry.ijk_to_ras))
-    segmentation_node = mrml.segmentation_node_from_label_volume(segmentation, scene, f"{name} segmentation")
-    return volume_node, segmentation_node, segmentation
+def panel_as_a_user(widget, source, delay, scene_path: str) -> None:
+    """Drive the panel's widgets as a radiologist would; needs the Slicer application (the module's self-test).
+
+    Load the demo from Sample Data, choose the inputs, create a segmentation, click on a lesion with Add lesion,
+    verify, enter clinical inputs, Compute TTV, check the tables; close the scene (the panel empties), reopen
+    the saved scene: the clinical inputs, the results and the lesion survive.
+    """
+    delay("Load the demo case from Sample Data and choose the inputs")
+    baseline_ct, followup_ct, baseline_segmentation, followup_segmentation = source.customDownloader(source)
+    ui, parameter_node = widget.ui, widget._parameterNode
+    for selector, node in ((ui.baselineVolumeSelector, baseline_ct), (ui.followupVolumeSelector, followup_ct),
+                           (ui.followupSegmentationSelector, followup_segmentation)):
+        selector.setCurrentNode(node)
+    ui.createSegmentationButton.click()  # a new, empty baseline segmentation to add lesions to
+    review_node = parameter_node.baselineSegmentation
+    _check(review_node is not None and review_node is not baseline_segmentation, "no new segmentation selected")
+    review_node.GetSegmentation().CopySegmentFromSegmentation(baseline_segmentation.GetSegmentation(), "Liver")
+    delay("Add lesion: click on the largest demo lesion")
+    ui.addLesionButton.click()
+    parameter_node.lesionPoints.AddControlPoint(list(DEMO_LESIONS[0].centre_ras))
+    delay("Segmenting", 500)  # the click is handled once the markups event is over
+    _check(ui.lesionTableWidget.rowCount == 1, f"lesion table after a click: {ui.addLesionStatusLabel.text}")
+    _check(ui.segmentEditorWidget.undoEnabled, "the editor's undo is off")
+    ui.addLesionButton.click()
+    ui.verifyAllButton.click()
+    ui.krasComboBox.currentText, ui.ceaSpinBox.value = "Yes", 12.0
+    _check(parameter_node.krasMutated == "Yes" and parameter_node.ceaNgMl == 12.0, "clinical inputs not bound")
+    delay("Compute TTV")
+    ui.computeButton.click()
+    check_panel_results(parameter_node, ui.summaryLabel.text)
+    _check(bool(slicer.util.saveScene(scene_path)), f"could not save {scene_path}")
+    delay("Close the scene, then reopen it")
+    slicer.mrmlScene.Clear(0)
+    _check(ui.lesionTableWidget.rowCount == 0, "lesions of a closed scene still listed")
+    _check(ui.summaryLabel.text == result_state.NO_RESULTS_SUMMARY, "results of a closed scene still shown")
+    slicer.util.loadScene(scene_path)
+    delay("Reopened", 200)
+    parameter_node = widget._parameterNode
+    _check((parameter_node.krasMutated, ui.krasComboBox.currentText) == ("Yes", "Yes"), "KRAS lost on reopening")
+    _check(parameter_node.ceaNgMl == 12.0, "CEA lost on reopening")
+    check_panel_results(parameter_node, ui.summaryLabel.text)
+    _check(ui.lesionTableWidget.rowCount == 1, "the added lesion is not listed after reopening")
+
+
+def check_panel_results(parameter_node, summary_text: str) -> None:
+    """The tables a Compute TTV of the panel test fills, and a summary that is current."""
+    _check(parameter_node.lesionTable is not None and parameter_node.lesionTable.GetNumberOfRows() >= 2,
+           "lesion table (baseline and follow-up lesions)")
+    _check(parameter_node.matchedLesionTable.GetNumberOfRows() > 0, "matched lesion table")
+    _check(parameter_node.scoreTable.GetNumberOfRows() > 0, "clinical score table")
+    _check("TTV" in summary_text and result_state.OUT_OF_DATE_NOTE not in summary_text, "summary not current")
 
 
 def compute_ttv_matches_library(logic, scene) -> None:
@@ -84,7 +127,8 @@ def review_workflow(logic, scene) -> None:
     _check(len(logic.lesionRows(parameter_node)) == 2, "a refused click changed the lesions")
 
 
-def process_cohort(logic, scene, save_node) -> None:
+def process_cohort(logic, scene) -> None:
+    save_node = slicer.util.saveNode
     folder = tempfile.mkdtemp()
     paths = {}
     for name in ("baseline", "followup"):  # written by Slicer: slicerio and pynrrd are not bundled with it
@@ -103,9 +147,15 @@ def process_cohort(logic, scene, save_node) -> None:
     _check(table.GetNumberOfRows() == 2, "cohort table rows")
 
 
-def missing_segmentation_is_reported(logic) -> None:
+def missing_segmentation_is_reported(logic, scene=None) -> None:
     try:
         logic.computeTTV(logic.getParameterNode())
     except InputError:
         return
     raise AssertionError("Compute TTV without a baseline segmentation raised no error")
+
+
+LOGIC_CHECKS = (("Compute TTV on the demo pair", compute_ttv_matches_library),
+                ("Add lesions by clicking, verify, and compute", review_workflow),
+                ("Process a two-patient cohort from the console", process_cohort),
+                ("No baseline segmentation selected", missing_segmentation_is_reported))

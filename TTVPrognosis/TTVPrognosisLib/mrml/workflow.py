@@ -7,7 +7,7 @@ about lesions nobody has verified, and write every result table and the survival
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..formats.segments import require_patterns_match
@@ -48,13 +48,20 @@ class Outcome:
 
 def compute_outcome(baseline_segmentation, baseline_volume=None, followup_segmentation=None, followup_volume=None,
                     exclude: Sequence[str] = (), register: bool = True,
-                    clinical: ClinicalInputs | None = None, lesion: Sequence[str] = ()) -> Outcome:
-    """Measure (and compare, when a follow-up segmentation is given), predict and score. Nodes are not changed."""
+                    clinical: ClinicalInputs | None = None, lesion: Sequence[str] = (),
+                    step: Callable[[str], object] | None = None) -> Outcome:
+    """Measure (and compare, when a follow-up segmentation is given), predict and score. Nodes are not changed.
+
+    ``step`` is called with what comes next before each stage (the panel's progress; it may raise to cancel).
+    """
+    step = step or (lambda text: None)
     has_followup = followup_segmentation is not None
+    step("Reading the segmentations")
     baseline, baseline_image = time_point_from_nodes(baseline_segmentation, baseline_volume,
                                                      read_voxels=has_followup)
     if has_followup:
         followup, followup_image = time_point_from_nodes(followup_segmentation, followup_volume)
+        step("Registering the scans and matching lesions" if register else "Matching lesions")
         result = compare_volumes(baseline, followup, exclude=exclude, baseline_image=baseline_image,
                                  followup_image=followup_image, register=register, lesion=lesion)
     else:
@@ -68,6 +75,7 @@ def compute_outcome(baseline_segmentation, baseline_volume=None, followup_segmen
     if unverified:
         outcome.warnings.append(f"{len(unverified)} lesion segment(s) are not marked verified yet: "
                                 f"{', '.join(unverified)}. Review them before relying on the numbers.")
+    step("Predicting survival")
     if baseline_measurement.ttv_ml > 0:
         followup_ttv = outcome.comparison.followup.ttv_ml if outcome.comparison is not None else None
         outcome.prognosis = prognosis_section(baseline_measurement.ttv_ml, followup_ttv)

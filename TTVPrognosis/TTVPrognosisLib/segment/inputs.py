@@ -15,6 +15,8 @@ from ..errors import InputError
 from ..geometry import Geometry
 from .settings import SegmentationSettings
 
+TIE_TOLERANCE_VOXELS = 1e-6
+
 
 def _describe_point(index: int, point_ras: Sequence[float]) -> str:
     r, a, s = (float(v) for v in point_ras)
@@ -49,8 +51,13 @@ def ras_bounds_text(geometry: Geometry) -> str:
 
 
 def _seed_voxels(points: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Nearest voxel (k, j, i) of each point; a point outside the image is an error."""
-    seeds = np.round(geometry.kji_from_ras(points)).astype(int)
+    """Nearest voxel (k, j, i) of each point; a point outside the image is an error.
+
+    A point halfway between voxels goes to the higher index, whatever the index (numpy's round would take the
+    even one, so the same point would get another voxel in a crop of the image starting at an odd index);
+    ``TIE_TOLERANCE_VOXELS`` keeps the rounding error of a cropped grid's matrix from deciding such ties.
+    """
+    seeds = np.floor(geometry.kji_from_ras(points) + 0.5 + TIE_TOLERANCE_VOXELS).astype(int)
     for index, point in enumerate(points):
         if not geometry.contains_ras(point):
             raise InputError(f"{_describe_point(index, point)} lies outside the CT image, whose voxel centres span "

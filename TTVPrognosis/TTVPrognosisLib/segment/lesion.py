@@ -115,6 +115,8 @@ __all__ = [
     "IntensityModel",
     "LesionSegmentationResult",
     "SegmentationSettings",
+    "reach_kji",
+    "roi_half_size_mm",
     "segment_lesion",
 ]
 
@@ -162,6 +164,31 @@ class LesionSegmentationResult:
         full = np.zeros(self.geometry.shape_kji, dtype=bool)
         full[_box_slices(self.roi_start_kji, self.mask_kji.shape)] = self.mask_kji
         return full
+
+
+def roi_half_size_mm(settings: SegmentationSettings, enlargements: int) -> float:
+    """Half size of the ROI after ``enlargements`` doublings (the loop of :func:`segment_lesion`)."""
+    half_size_mm = settings.initial_roi_half_size_mm
+    for _ in range(enlargements):
+        half_size_mm = min(2.0 * half_size_mm, 0.75 * settings.max_lesion_diameter_mm)
+    return half_size_mm
+
+
+def reach_kji(geometry: Geometry, points_ras: Sequence[Sequence[float]], settings: SegmentationSettings,
+              enlargements: int) -> tuple[slice, slice, slice]:
+    """The box of the CT that :func:`segment_lesion` reads while its ROI has grown at most ``enlargements`` times.
+
+    Every array access (the click checks, the context sample, each ROI) lies in it, one voxel inside its
+    faces unless a face is the image's own: the same call on this box of the CT and of the masks (with the
+    box's geometry) reads the same voxels, finds the same open faces and returns the same mask, as long as
+    the result's ``roi_enlargements`` is at most ``enlargements``. A point outside the image raises here.
+    """
+    seeds = _seed_voxels(_as_points(points_ras), geometry)
+    reach_mm = max(roi_half_size_mm(settings, enlargements), settings.context_half_size_mm)
+    half_voxels = np.ceil(reach_mm / geometry.spacing[::-1]).astype(int) + 1
+    start = np.maximum(seeds.min(axis=0) - half_voxels, 0)
+    stop = np.minimum(seeds.max(axis=0) + half_voxels + 1, np.asarray(geometry.shape_kji))
+    return _box_slices(start, stop - start)
 
 
 def segment_lesion(ct_kji: np.ndarray, geometry: Geometry, points_ras: Sequence[Sequence[float]],

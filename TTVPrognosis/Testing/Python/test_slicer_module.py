@@ -161,3 +161,38 @@ def test_module_declares_a_self_test_and_logic():
     assert {"TTVPrognosis", "TTVPrognosisWidget", "TTVPrognosisLogic", "TTVPrognosisTest"} <= classes.keys()
     test_methods = [node.name for node in classes["TTVPrognosisTest"].body if isinstance(node, ast.FunctionDef)]
     assert "runTest" in test_methods and any(name.startswith("test_") for name in test_methods)
+
+
+def test_every_parameter_binding_uses_the_call_that_returns_its_tag_on_slicer_5_8():
+    """connectGui returns no tag before Slicer 5.10 (disconnectGui(None) then does nothing, and every enter()
+    added connectors that reset the clinical choices); connectParametersToGui returns it on 5.8 too."""
+    tree = ast.parse(MODULE_FILE.read_text())
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
+    names = [call.func.attr for call in calls]
+    assert "connectGui" not in names, "connectGui returns no tag on Slicer 5.8"
+    assert names.count("connectParametersToGui") >= 1
+    tags = {target.attr for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "connectParametersToGui"
+            for target in node.targets if isinstance(target, ast.Attribute)}
+    assert tags, "the tag of connectParametersToGui must be kept to disconnect it"
+    for call in calls:
+        if call.func.attr == "disconnectGui":
+            argument = call.args[0]
+            assert isinstance(argument, ast.Attribute) and argument.attr in tags, \
+                "disconnectGui must be given the tag connectParametersToGui returned"
+
+
+def test_volume_selectors_hide_labelmaps():
+    root = ElementTree.parse(UI_FILE).getroot()
+    for widget in root.iter("widget"):
+        types = [text.text for prop in widget.findall("property") if prop.get("name") == "nodeTypes"
+                 for text in prop.iter("string")]
+        if "vtkMRMLScalarVolumeNode" in types:
+            hidden = [text.text for prop in widget.findall("property") if prop.get("name") == "hideChildNodeTypes"
+                      for text in prop.iter("string")]
+            assert "vtkMRMLLabelMapVolumeNode" in hidden, f"{widget.get('name')} offers labelmaps as a CT"
+
+
+def test_module_file_stays_a_thin_panel():
+    assert len(MODULE_FILE.read_text().splitlines()) <= 500
