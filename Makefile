@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test test-slow bench lint clean
 
 venv: $(STAMP)
 
@@ -20,11 +20,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The long runs the default suite leaves out: repeated-cohort simulations, rendered reports, whole real cases.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_measure.py
 	$(BIN)/python benchmarks/bench_read.py
 	$(BIN)/python benchmarks/bench_segmentation.py
 	$(BIN)/python benchmarks/bench_cohort.py
+	$(BIN)/python benchmarks/bench_panel.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -254,7 +254,9 @@ def _read_slicer_segmentation(file_path: Path) -> LabelVolume:
     layers = [_label_array(layer, str(file_path))[0] for layer in layers]
     field_warnings = check_segment_fields(metadata.get("segments", []), layers, str(file_path))
     segments = []
-    for info in metadata.get("segments", []):
+    for index, info in enumerate(metadata.get("segments", [])):
+        if header.get(f"Segment{index}_ID", info["id"]) == info["id"] and f"Segment{index}_Name" in header:
+            info["name"] = header[f"Segment{index}_Name"]  # as UTF-8 (slicerio's pynrrd drops non-ASCII letters)
         tags = dict(info.get("tags", {}))
         if "status" in info:
             tags["Segmentation.Status"] = info["status"]
@@ -322,9 +324,14 @@ def write_segmentation(volume: LabelVolume, path: str | os.PathLike) -> None:
                   + [segment.label_value for segment in volume.segments])
     smallest = label_type_for(highest)
     segments = []
+    utf8_names: dict[str, str] = {}  # ASCII placeholder -> the name: pynrrd writes headers as ASCII only
     for index, segment in enumerate(volume.segments):
         color = LIVER_COLOR if segment.role == "liver" else SEGMENT_COLORS[index % len(SEGMENT_COLORS)]
-        entry = {"color": list(color), **segment.file_fields, "id": segment.segment_id, "name": segment.name,
+        name = segment.name
+        if not name.isascii():
+            name = f"TTVPrognosis-name-{index}-{os.getpid()}"
+            utf8_names[name] = segment.name
+        entry = {"color": list(color), **segment.file_fields, "id": segment.segment_id, "name": name,
                  "layer": segment.layer, "labelValue": segment.label_value,
                  "extent": _segment_extent(volume, segment)}
         tags = dict(segment.tags)
@@ -336,8 +343,26 @@ def write_segmentation(volume: LabelVolume, path: str | os.PathLike) -> None:
         segments.append(entry)
     document = {**volume.file_fields, "voxels": voxels.astype(smallest, copy=False),
                 "ijkToLPS": volume.geometry.ijk_to_lps, "segments": segments, "encoding": "gzip"}
-    _atomic_write(Path(path), lambda temporary: slicerio.write_segmentation(str(temporary), document,
-                                                                            compression_level=1))
+
+    def write(temporary: Path) -> None:
+        slicerio.write_segmentation(str(temporary), document, compression_level=1)
+        if utf8_names:
+            _put_utf8_names(temporary, utf8_names)
+
+    _atomic_write(Path(path), write)
+
+
+def _put_utf8_names(path: Path, names: dict[str, str]) -> None:
+    """Replace placeholder names in the header by the UTF-8 names, as Slicer writes them (the data follows
+    the header's blank line, so its offset is not written anywhere and may move)."""
+    content = path.read_bytes()
+    end = content.find(b"\n\n")
+    lines = content[:end].split(b"\n")
+    for index, line in enumerate(lines):
+        key, separator, value = line.partition(b":=")
+        if separator and value.decode("ascii", errors="replace") in names:
+            lines[index] = key + separator + names[value.decode("ascii")].encode("utf-8")
+    path.write_bytes(b"\n".join(lines) + content[end:])
 
 
 def label_type_for(highest: int) -> np.dtype:

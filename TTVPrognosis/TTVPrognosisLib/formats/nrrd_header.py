@@ -74,13 +74,31 @@ def read_nrrd_header(handle: BinaryIO, source: str) -> dict:
     """pynrrd's header, with its many error types turned into one clear message."""
     import nrrd
 
+    start = handle.tell()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pynrrd warns about unknown fields; they are checked below
-            return nrrd.read_header(handle)
+            header = nrrd.read_header(handle)
     except Exception as error:  # pynrrd raises several types for damaged headers
         reason = str(error).strip().rstrip(".") or type(error).__name__
         raise _damaged(source, reason) from error
+    _restore_utf8_fields(handle, start, header)
+    return header
+
+
+def _restore_utf8_fields(handle: BinaryIO, start: int, header: dict) -> None:
+    """Key/value fields as their UTF-8 text: pynrrd decodes header lines as ASCII and drops other bytes, so a
+    segment Slicer saved as "Hígado" would read as "Hgado" (and no longer be recognised as the liver)."""
+    end = handle.tell()
+    handle.seek(start)
+    raw = handle.read(end - start)
+    handle.seek(end)
+    for line in raw.split(b"\n"):
+        if b":=" not in line or line.isascii():
+            continue
+        key, _, value = line.decode("utf-8", errors="replace").rstrip("\r").partition(":=")
+        if key in header:
+            header[key] = value
 
 
 def read_nrrd_header_file(path: str | os.PathLike) -> dict:
