@@ -55,4 +55,5 @@ def test_batch_writes_one_report_per_patient_with_its_numbers(cohort, tmp_path):
 def test_without_reports_nothing_else_is_written(cohort, tmp_path):
     assert main(["batch", str(cohort / "cohort.csv"), "--output", str(tmp_path / "results.csv"), "--workers",
                  "1"]) == 0
-    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith(".")) == ["results.csv"]
+    written = sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith("."))
+    assert written == ["results.codebook.csv", "results.csv", "results.provenance.json"]  # the table's companions
