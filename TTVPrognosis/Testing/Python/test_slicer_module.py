@@ -33,7 +33,7 @@ def ui_widget_names() -> set[str]:
 
 
 def test_every_ui_attribute_used_exists_in_the_ui_file():
-    tree = ast.parse(MODULE_FILE.read_text())
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
     used = {node.attr for node in ast.walk(tree)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
             and node.value.attr == "ui" and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
@@ -45,7 +45,7 @@ def test_every_ui_attribute_used_exists_in_the_ui_file():
 def test_parameter_names_in_the_ui_exist_in_the_parameter_node():
     root = ElementTree.parse(UI_FILE).getroot()
     bound = {prop.find("string").text for prop in root.iter("property") if prop.get("name") == "SlicerParameterName"}
-    tree = ast.parse(MODULE_FILE.read_text())
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
     wrapper = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name.endswith("ParameterNode"))
     fields = {node.target.id for node in wrapper.body if isinstance(node, ast.AnnAssign)}
     assert bound, "the .ui should bind widgets to the parameter node"
@@ -54,7 +54,7 @@ def test_parameter_names_in_the_ui_exist_in_the_parameter_node():
 
 @pytest.mark.parametrize("path", python_sources(), ids=lambda path: str(path.relative_to(MODULE_DIR)))
 def test_sources_parse_with_python_3_9_grammar(path):
-    ast.parse(path.read_text(), filename=str(path), feature_version=(3, 9))
+    ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
 
 
 def python_3_9() -> str | None:
@@ -79,7 +79,7 @@ def test_sources_compile_with_a_real_python_3_9():
 
 
 def cmake_list(name: str) -> list[str]:
-    text = (MODULE_DIR / "CMakeLists.txt").read_text()
+    text = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
     block = re.search(rf"set\({name}\s+(.*?)\)", text, re.S)
     assert block, f"{name} not found in CMakeLists.txt"
     return [entry.replace("${MODULE_NAME}", "TTVPrognosis") for entry in block.group(1).split()]
@@ -108,7 +108,7 @@ def test_pyproject_declares_every_package_data_file_and_every_subpackage():
     tomllib = pytest.importorskip("tomllib")
     import fnmatch
 
-    settings = tomllib.loads((MODULE_DIR.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    settings = tomllib.loads((MODULE_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     declared = settings["package-data"]
     data = package_data_files()
     assert data, "the model file is not inside the package"
@@ -127,7 +127,7 @@ def test_pyproject_declares_every_package_data_file_and_every_subpackage():
 
 def imported_modules(path: Path) -> set[str]:
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -156,7 +156,7 @@ def test_library_imports_without_qt_or_slicer():
 
 
 def test_module_declares_a_self_test_and_logic():
-    tree = ast.parse(MODULE_FILE.read_text())
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     assert {"TTVPrognosis", "TTVPrognosisWidget", "TTVPrognosisLogic", "TTVPrognosisTest"} <= classes.keys()
     test_methods = [node.name for node in classes["TTVPrognosisTest"].body if isinstance(node, ast.FunctionDef)]
@@ -166,7 +166,7 @@ def test_module_declares_a_self_test_and_logic():
 def test_every_parameter_binding_uses_the_call_that_returns_its_tag_on_slicer_5_8():
     """connectGui returns no tag before Slicer 5.10 (disconnectGui(None) then does nothing, and every enter()
     added connectors that reset the clinical choices); connectParametersToGui returns it on 5.8 too."""
-    tree = ast.parse(MODULE_FILE.read_text())
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
     names = [call.func.attr for call in calls]
     assert "connectGui" not in names, "connectGui returns no tag on Slicer 5.8"
@@ -195,4 +195,4 @@ def test_volume_selectors_hide_labelmaps():
 
 
 def test_module_file_stays_a_thin_panel():
-    assert len(MODULE_FILE.read_text().splitlines()) <= 500
+    assert len(MODULE_FILE.read_text(encoding="utf-8").splitlines()) <= 500
