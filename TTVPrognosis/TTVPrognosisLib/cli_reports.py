@@ -9,7 +9,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli import _add_json_option, _add_segment_role_options, _emit, _print_warnings
+from .cli import (
+    _add_clinical_options,
+    _add_json_option,
+    _add_segment_role_options,
+    _add_series_option,
+    _clinical_inputs,
+    _emit,
+    _print_warnings,
+)
 from .errors import InputError
 from .formats.io import require_writable_folder
 
@@ -44,30 +52,9 @@ def add_report_parser(commands) -> None:
                         help="registration transform (default: rigid)")
     _add_clinical_options(report)
     _add_segment_role_options(report)
+    _add_series_option(report)
     _add_json_option(report)
     report.set_defaults(handler=_run_report)
-
-
-def _add_clinical_options(parser: argparse.ArgumentParser) -> None:
-    """What the Fong and GAME scores need beyond the images; an unknown value makes a score not computable."""
-    group = parser.add_argument_group("clinical values (for the Fong and GAME scores; leave out what is unknown)")
-    group.add_argument("--node-positive", choices=("yes", "no"), help="node-positive primary tumour")
-    group.add_argument("--disease-free-interval", type=float, metavar="MONTHS",
-                       help="months from the primary's resection to the liver metastases (0: synchronous)")
-    group.add_argument("--cea", type=float, metavar="NG_ML", help="serum CEA before liver treatment (ng/mL)")
-    group.add_argument("--kras", choices=("mutated", "wild-type"), help="KRAS status")
-    group.add_argument("--extrahepatic", choices=("yes", "no"), help="extrahepatic disease")
-
-
-def _clinical_inputs(args: argparse.Namespace):
-    from .prognosis.scores import ClinicalInputs
-
-    def yes_no(value: str | None) -> bool | None:
-        return None if value is None else value in ("yes", "mutated")
-
-    return ClinicalInputs(node_positive_primary=yes_no(args.node_positive),
-                          disease_free_interval_months=args.disease_free_interval, cea_ng_ml=args.cea,
-                          kras_mutated=yes_no(args.kras), extrahepatic_disease=yes_no(args.extrahepatic))
 
 
 def _check_report_outputs(args: argparse.Namespace) -> None:
@@ -92,7 +79,7 @@ def _check_report_outputs(args: argparse.Namespace) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from .pipeline import report_inputs, write_patient_report
     from .prognosis.model import load_model
-    from .prognosis.scores import fong_score, game_score
+    from .report.documents import scores_section
     from .report.figures import parse_window
     from .report.patient_report import ReportOptions
     from .response.comparison import Comparison
@@ -104,28 +91,30 @@ def _run_report(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     result, time_points = report_inputs(args.baseline, args.followup, args.baseline_image, args.followup_image,
                                         exclude=args.exclude_segment, liver=args.liver_segment,
-                                        register=not args.no_registration, registration_mode=args.registration)
+                                        register=not args.no_registration, registration_mode=args.registration,
+                                        series=args.series, lesion=args.lesion_segment)
     comparison = result if isinstance(result, Comparison) else None
     baseline = comparison.baseline if comparison else result
     _print_warnings(baseline.warnings + (comparison.followup.warnings + comparison.warnings if comparison else []))
     clinical = _clinical_inputs(args)
-    given = any(value is not None for value in vars(clinical).values())  # no values: no scores to show
-    scores = ([fong_score(baseline.lesion_count, baseline.largest_axial_diameter_mm, clinical),
-               game_score(baseline.lesion_count, baseline.largest_axial_diameter_mm, clinical)]
-              if baseline.lesion_count and given else [])
     registration = "off" if args.no_registration else args.registration
     settings = {"Registration": registration if args.followup else "not applicable (one time point)",
                 "CT window (W/L, HU)": f"{window[0]:g} / {window[1]:g}", "Model": model.model_id,
                 "Excluded segments": ", ".join(args.exclude_segment) or "none",
-                "Liver segments named": ", ".join(args.liver_segment) or "none (liver-named segments)"}
+                "Liver segments named": ", ".join(args.liver_segment) or "none (liver-named segments)",
+                "Lesion segments named": ", ".join(args.lesion_segment) or "none (all other segments)"}
+    if args.series:
+        settings["DICOM series chosen"] = ", ".join(args.series)
     paths = {"Baseline segmentation": args.baseline, "Baseline CT": args.baseline_image,
              "Follow-up segmentation": args.followup, "Follow-up CT": args.followup_image,
              "Model file": args.model}
-    options = ReportOptions(window, tuple(args.exclude_segment), tuple(args.liver_segment), args.case, model, scores)
+    options = ReportOptions(window, tuple(args.exclude_segment), tuple(args.liver_segment), args.case, model,
+                            lesion=tuple(args.lesion_segment))
     written = write_patient_report(result, time_points, paths, args.output, args.html, settings, options,
-                                   include_identifiers=args.include_identifiers, date=args.date)
+                                   include_identifiers=args.include_identifiers, date=args.date, clinical=clinical)
     document = {"written": [str(path) for path in written], "ttv_ml": baseline.ttv_ml,
-                "followup_ttv_ml": comparison.followup.ttv_ml if comparison else None}
+                "followup_ttv_ml": comparison.followup.ttv_ml if comparison else None,
+                "clinical_scores": scores_section(baseline, comparison.followup if comparison else None, clinical)}
     _emit(document, "\n".join(f"Wrote {path}" for path in written), args.json)
     return 0
 

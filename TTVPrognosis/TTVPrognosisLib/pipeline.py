@@ -25,6 +25,7 @@ from .response.comparison import Comparison, compare
 from .response.registration import RIGID, register_followup
 
 if TYPE_CHECKING:  # imported where a report is written: measuring and comparing do not need it
+    from .prognosis.scores import ClinicalInputs
     from .report.patient_report import ReportOptions
 
 
@@ -174,25 +175,27 @@ def compare_files(baseline_path: str | os.PathLike, followup_path: str | os.Path
 def report_inputs(baseline_path: str | os.PathLike, followup_path: str | os.PathLike | None = None,
                   baseline_image: str | os.PathLike | None = None, followup_image: str | os.PathLike | None = None,
                   exclude: Sequence[str] = (), liver: Sequence[str] = (), register: bool = True,
-                  registration_mode: str = RIGID) -> tuple[Measurement | Comparison, list[tuple[LabelVolume,
-                                                                                              ImageVolume | None]]]:
+                  registration_mode: str = RIGID, series: Sequence[str] = (), lesion: Sequence[str] = ()
+                  ) -> tuple[Measurement | Comparison, list[tuple[LabelVolume, ImageVolume | None]]]:
     """What a patient report needs: the result with its lesion label maps, and each time point's files as read.
 
-    One time point is measured; two are compared exactly as :func:`compare_files` does.
+    One time point is measured as :func:`measure_file` does; two are compared exactly as :func:`compare_files`
+    does (same segment options, ``series`` and ``lesion`` patterns).
     """
-    time_points = [load_time_point(baseline_path, baseline_image)]
+    time_points = [load_time_point(baseline_path, baseline_image, series=series)]
     if followup_path is None:
         volume = time_points[0][0]
         require_segments_named([volume], exclude, "--exclude-segment")
         require_segments_named([volume], liver, "--liver-segment")
+        require_patterns_match([volume], lesion, "--lesion-segment")
         result = measure(volume, exclude=names_matching(volume, exclude), liver=names_matching(volume, liver),
-                         keep_labels=True)
+                         keep_labels=True, lesion=lesion)
         return result, time_points
-    time_points.append(load_time_point(followup_path, followup_image))
+    time_points.append(load_time_point(followup_path, followup_image, series=series))
     (baseline, baseline_ct), (followup, followup_ct) = time_points
     result = compare_volumes(baseline, followup, exclude=exclude, liver=liver, keep_labels=True,
                              baseline_image=baseline_ct, followup_image=followup_ct, register=register,
-                             registration_mode=registration_mode)
+                             registration_mode=registration_mode, lesion=lesion)
     return result, time_points
 
 
@@ -200,11 +203,14 @@ def write_patient_report(result: Measurement | Comparison, time_points: list[tup
                          input_paths: dict[str, str | os.PathLike | None], pdf_path: str | os.PathLike | None,
                          html_path: str | os.PathLike | None, settings: dict[str, str],
                          options: ReportOptions | None = None, prognosis: dict | None = None,
-                         include_identifiers: bool = False, date: str | None = None) -> list:
+                         include_identifiers: bool = False, date: str | None = None,
+                         clinical: ClinicalInputs | None = None) -> list:
     """Draw and write one patient's report (PDF and/or HTML) from a result of :func:`report_inputs`.
 
     ``input_paths`` (role -> path) are listed with their SHA-256; ``settings`` as given. ``prognosis``
-    defaults to the section ``compare`` shows for the baseline (and follow-up) TTV.
+    defaults to the section ``compare`` shows for the baseline (and follow-up) TTV. With ``clinical`` the
+    Fong and GAME scores are computed as ``compare`` computes them (on the follow-up when there is one; what
+    is not given makes a score not computable) and replace ``options.scores``.
     """
     from .prognosis.section import prognosis_section
     from .report.patient_report import ReportOptions, TimePointData, report_content, write_report
@@ -213,6 +219,14 @@ def write_patient_report(result: Measurement | Comparison, time_points: list[tup
     options = options or ReportOptions()
     comparison = result if isinstance(result, Comparison) else None
     baseline = comparison.baseline if comparison else result
+    if clinical is not None:
+        from .report.documents import timed_scores
+
+        timed = timed_scores(baseline, comparison.followup if comparison else None, clinical)
+        scan = "follow-up" if timed.time_point == "followup" else "baseline"
+        options.scores = [timed.fong, timed.game]
+        name = os.path.basename(timed.scan.rstrip("/\\")) or f"the {scan} segmentation"  # no full path shown
+        options.scores_note = f"Computed on the {scan} scan ({name}). {timed.reason}"
     if prognosis is None and baseline.ttv_ml > 0:
         prognosis = prognosis_section(baseline.ttv_ml, comparison.followup.ttv_ml if comparison else None,
                                       model=options.model)

@@ -137,19 +137,23 @@ def _write_report(job: PatientJob, result, prognosis: dict, time_points: list) -
     from pathlib import Path
 
     from ..pipeline import write_patient_report
+    from ..prognosis.scores import ClinicalInputs
     from ..report.patient_report import ReportOptions
 
     settings = {"Registration": job.registration_mode if job.register else "off",
                 "Excluded segments": ", ".join(job.exclude) or "none",
                 "Liver segments named": ", ".join(job.liver) or "none (liver-named segments)",
+                "Lesion segments named": ", ".join(job.lesion) or "none (all other segments)",
                 "Written by": "ttvprognosis batch"}
+    if job.series:
+        settings["DICOM series chosen"] = ", ".join(job.series)
     paths = {"Baseline segmentation": job.baseline_segmentation, "Baseline CT": job.baseline_image or None,
              "Follow-up segmentation": job.followup_segmentation or None, "Follow-up CT": job.followup_image or None}
-    options = ReportOptions(exclude=job.exclude, liver=job.liver, case_label=job.patient_id, model=_survival_model())
+    options = ReportOptions(exclude=job.exclude, liver=job.liver, case_label=job.patient_id, model=_survival_model(),
+                            lesion=job.lesion)
     try:
         write_patient_report(result, time_points, paths, Path(job.report_dir) / report_file_name(job.patient_id), None,
-                             settings,
-                             options, prognosis=prognosis)
+                             settings, options, prognosis=prognosis, clinical=job.clinical or ClinicalInputs())
     except InputError as error:
         raise InputError(f"Report: {error}") from error
 

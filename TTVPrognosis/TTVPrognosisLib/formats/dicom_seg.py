@@ -15,7 +15,11 @@ one half: a voxel belongs to a segment when its value is at least half of ``Maxi
 
 Segments keep their ``SegmentLabel`` as name and their number as ID and label value; each goes into the
 first label layer where it overlaps nothing, so overlapping segments stay whole in separate layers. Roles
-come from the coded Segmented Property Category and Type (:mod:`.dicom_codes`).
+come from the coded Segmented Property Category and Type (:mod:`.dicom_codes`). A SEG this tool wrote also
+says, in Segment Description, ``TTVPrognosis role=lesion; verified=yes``: the Verified state is read back
+from it (so a round trip through DICOM loses nothing), and the role when the codes do not decide it. When
+the codes decide another role than the description, the codes win (they are what other tools show and edit),
+the description's Verified state is dropped and a warning says so.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import numpy as np
 from ..errors import InputError
 from ..formats.dicom_codes import describe_code, role_from_property_codes
 from ..formats.dicom_series import require_complete, require_pydicom
-from ..formats.segments import ROLE_TAG, LabelVolume, Segment
+from ..formats.roles import ROLE_LESION, ROLE_LIVER, ROLE_OTHER
+from ..formats.segments import ROLE_TAG, VERIFIED_TAG, LabelVolume, Segment
 from ..geometry import Geometry
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -37,6 +42,28 @@ IN_PLANE_TOLERANCE_MM = 0.01
 PROPERTY_TYPE_TAG = "DICOM.SegmentedPropertyType"
 AMBIGUOUS = "[ambiguous]"  # marks a grid the SEG alone cannot settle (refused unless its CT settles it)
 PROPERTY_CATEGORY_TAG = "DICOM.SegmentedPropertyCategory"
+DESCRIPTION_PREFIX = "TTVPrognosis"  # Segment Description of the segments this tool writes (export-seg)
+DESCRIPTION_ROLES = (ROLE_LESION, ROLE_LIVER, ROLE_OTHER)
+VERIFIED_WORDS = {"yes": True, "no": False}
+
+
+def segment_description_text(role: str, verified: bool) -> str:
+    """What export-seg writes into Segment Description: the role and the Verified state, parseable and readable."""
+    return f"{DESCRIPTION_PREFIX} role={role}; verified={'yes' if verified else 'no'}"
+
+
+def parse_segment_description(text: str) -> tuple[str | None, bool | None]:
+    """(role, verified) from a Segment Description written by :func:`segment_description_text`; (None, None) for
+    any other text (other tools' free text), and None for a field that is missing or has an unknown value."""
+    text = (text or "").strip()
+    if not text.lower().startswith(DESCRIPTION_PREFIX.lower() + " "):
+        return None, None
+    fields = {}
+    for part in text[len(DESCRIPTION_PREFIX):].split(";"):
+        key, _, value = part.partition("=")
+        fields[key.strip().lower()] = value.strip().lower()
+    role = fields.get("role")
+    return (role if role in DESCRIPTION_ROLES else None), VERIFIED_WORDS.get(fields.get("verified", ""))
 
 
 def pack_segments(masks: Sequence[np.ndarray], segments: Sequence[Segment]) -> list[np.ndarray]:
@@ -196,7 +223,7 @@ def _segment_of_frame(frame, shared, path: Path, index: int) -> int:
     return int(number)
 
 
-def _segments(dataset, path: Path) -> list[Segment]:
+def _segments(dataset, path: Path, warnings: list[str]) -> list[Segment]:
     segments = []
     for item in dataset.get("SegmentSequence") or []:
         number = int(item.SegmentNumber)
@@ -207,10 +234,19 @@ def _segments(dataset, path: Path) -> list[Segment]:
             tags[PROPERTY_TYPE_TAG] = describe_code(kind)
         if category is not None:
             tags[PROPERTY_CATEGORY_TAG] = describe_code(category)
-        role = role_from_property_codes(category, kind)
+        label = str(item.get("SegmentLabel", "")).strip() or f"Segment {number}"
+        coded = role_from_property_codes(category, kind)
+        described, verified = parse_segment_description(str(item.get("SegmentDescription", "") or ""))
+        if coded and described and coded != described:
+            warnings.append(f"Segment '{label}' of '{path.name}' is coded as {coded} but its description says "
+                            f"{described} (edited in another program?): it is taken as {coded}, as coded, and not "
+                            f"as verified. Say otherwise with --lesion-segment, --liver-segment or --exclude-segment.")
+            verified = None
+        role = coded or described
         if role:
             tags[ROLE_TAG] = role
-        label = str(item.get("SegmentLabel", "")).strip() or f"Segment {number}"
+        if verified is not None:
+            tags[VERIFIED_TAG] = "1" if verified else "0"
         segments.append(Segment(segment_id=str(number), name=label, layer=0, label_value=number, tags=tags))
     if not segments:
         raise InputError(f"The DICOM SEG '{path}' describes no segments; the file is damaged.")
@@ -273,7 +309,8 @@ def _planes_on(reference: Geometry, matrix: np.ndarray, positions: np.ndarray, f
 def _read_seg(path: Path, dataset, reference: Path | None = None, wanted: Sequence[str] = ()) -> LabelVolume:
     if str(dataset.get("SOPClassUID", "")) != SEG_STORAGE:
         raise InputError(f"'{path}' is not a DICOM Segmentation (SOP class {dataset.get('SOPClassUID', 'missing')}).")
-    segments = _segments(dataset, path)
+    description_warnings: list[str] = []
+    segments = _segments(dataset, path, description_warnings)
     frames = _frames(dataset, path)
     matrix, plane_of_frame, warnings, positions = _grid(dataset, path)
     shape = (int(plane_of_frame.max()) + 1, frames.shape[1], frames.shape[2])
@@ -313,4 +350,4 @@ def _read_seg(path: Path, dataset, reference: Path | None = None, wanted: Sequen
         seen.add((number, plane))
         masks[by_number[number]][plane] = inside[index]
     layers = pack_segments(masks, segments)
-    return LabelVolume(layers, Geometry.from_lps(matrix, shape), segments, str(path), warnings)
+    return LabelVolume(layers, Geometry.from_lps(matrix, shape), segments, str(path), description_warnings + warnings)

@@ -58,7 +58,7 @@ def save_report(outcome: Outcome, html_path: str | os.PathLike | None, pdf_path:
         data = [TimePointData(*baseline), TimePointData(*followup)]
     _require_same_numbers(outcome, result)
     options = ReportOptions(window_hu=window_hu, exclude=tuple(exclude), case_label=case_label,
-                            scores=list(outcome.scores))
+                            scores=list(outcome.scores), scores_note=outcome.scores_note)
     content = report_content(result, outcome.prognosis, provenance, data[0], data[1], options)
     content.warnings += [warning for warning in outcome.warnings if warning not in content.warnings]
     return write_report(content, pdf_path, html_path)

@@ -64,7 +64,7 @@ class ReportContent:
 
 def build_content(result: Measurement | Comparison, prognosis: dict | None, provenance: Provenance,
                   case_label: str = "", scores: list[ScoreResult] | None = None,
-                  extra_warnings: list[str] | None = None) -> ReportContent:
+                  extra_warnings: list[str] | None = None, scores_note: str = "") -> ReportContent:
     """The report's text from the results (pictures are added by the caller)."""
     comparison = result if isinstance(result, Comparison) else None
     baseline = comparison.baseline if comparison else result
@@ -113,9 +113,15 @@ def build_content(result: Measurement | Comparison, prognosis: dict | None, prov
         response_headers=response_headers, response_rows=response,
         target_headers=["RECIST 1.1", "Lesion", "Baseline mm", "Follow-up mm", "Follow-up"] if target_rows else [],
         target_rows=target_rows, facts=facts, survival_headers=survival_headers, survival_rows=survival,
-        model_lines=model_lines, scores=[f"{score.score}: {score.status}" for score in scores or []],
+        model_lines=model_lines, scores=_score_lines(scores, scores_note),
         warnings=warnings, provenance=provenance, key_image_note=note,
         key_image_subject="targets, new and disappeared lesions" if comparison else "the RECIST 1.1 target lesions")
+
+
+def _score_lines(scores: list[ScoreResult] | None, note: str) -> list[str]:
+    """Fong and GAME as ``compare`` prints them: which scan, then each score's points or what is missing."""
+    lines = [f"{score.score}: {score.status}" for score in scores or []]
+    return [note, *lines] if lines and note else lines
 
 
 def _prognosis_facts(prognosis: dict | None) -> list[str]:

@@ -8,12 +8,15 @@ voxel). Anything else is refused: resampling here would change the TTV without a
 Coding (DICOM PS3.16; codes from pydicom's tables):
 - lesion segments: category SCT 49755003 "Morphologically abnormal structure", type SCT 14799000 "Neoplasm,
   secondary" (metastasis; CID 7151), anatomic region SCT 10200004 "Liver";
-- liver segments: category SCT 91723000 "Anatomical structure" (CID 7150 as pydicom lists it; Slicer's
-  terminology files use the older SCT 123037004 for the same category), type SCT 10200004 "Liver".
+- liver segments: category SCT 91723000 "Anatomical Structure", the code DICOM PS3.16 CID 7150 "Segmentation
+  Property Category" lists (value set version 2019-11-10, as pydicom's tables have it), type SCT 10200004
+  "Liver". Slicer's terminology files code the same category as SCT 123037004 (SNOMED CT "Body structure");
+  this tool's reader takes both as anatomy.
 Each segment keeps its name as Segment Label; its role and Verified state go into Segment Description
-(0062,0006) as ``TTVPrognosis role=lesion; verified=yes`` (readers can parse it back; it is also readable by
-people in any DICOM viewer). Segments excluded by the user are left out; empty lesion segments are left out
-with a warning (they hold no voxel, so the TTV is the same).
+(0062,0006) as ``TTVPrognosis role=lesion; verified=yes`` (:func:`..formats.dicom_seg.segment_description_text`:
+this tool's reader parses it back, so a round trip keeps the Verified state; people read it in any DICOM
+viewer). Segments excluded by the user are left out; empty lesion segments are left out with a warning (they
+hold no voxel, so the TTV is the same).
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError
+from ..formats.dicom_seg import segment_description_text
 from ..formats.segments import ROLE_LESION, ROLE_LIVER, LabelVolume, with_roles
 from ..geometry import Geometry
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
-DESCRIPTION_PREFIX = "TTVPrognosis"
 POSITION_TOLERANCE_MM = 0.01  # DICOM positions are decimal strings; this is far below any voxel size
 ORIENTATION_TOLERANCE = 1e-4
 INDEX_TOLERANCE = 0.01  # of a voxel: a segmentation is "on the grid" when its voxels fall this close to CT voxels
@@ -201,11 +204,6 @@ def _codes():
         ROLE_LESION: (codes.SCT.MorphologicallyAbnormalStructure, codes.cid7151.NeoplasmSecondary, [codes.SCT.Liver]),
         ROLE_LIVER: (codes.cid7150.AnatomicalStructure, codes.SCT.Liver, None),
     }
-
-
-def segment_description_text(role: str, verified: bool) -> str:
-    """What goes into Segment Description: the role and the Verified state, parseable and readable."""
-    return f"{DESCRIPTION_PREFIX} role={role}; verified={'yes' if verified else 'no'}"
 
 
 def export_dicom_seg(volume: LabelVolume, ct_folder: str | os.PathLike, output: str | os.PathLike,

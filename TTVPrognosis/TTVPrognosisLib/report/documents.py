@@ -11,7 +11,7 @@ import math
 
 from ..measure.volumetry import Measurement
 from ..prognosis.model import SurvivalModel
-from ..prognosis.scores import ClinicalInputs, preoperative_scores
+from ..prognosis.scores import ClinicalInputs, TimedScores, preoperative_scores
 from ..prognosis.section import prognosis_section
 from ..response.comparison import Comparison
 
@@ -43,8 +43,13 @@ def comparison_document(comparison: Comparison, model: SurvivalModel | None = No
 
 def scores_section(baseline: Measurement, followup: Measurement | None, clinical: ClinicalInputs | None) -> dict:
     """Fong and GAME from the follow-up's measurements when there is one, else the baseline's (JSON-ready)."""
+    return timed_scores(baseline, followup, clinical).to_dict()
+
+
+def timed_scores(baseline: Measurement, followup: Measurement | None, clinical: ClinicalInputs | None) -> TimedScores:
+    """Fong and GAME as ``compare`` computes them (on the follow-up when there is one): one place for the JSON
+    documents and the patient reports, so both show the same scores."""
     def burden(measurement: Measurement) -> tuple:
         return measurement.lesion_count, measurement.largest_axial_diameter_mm, str(measurement.source)
 
-    return preoperative_scores(burden(baseline), None if followup is None else burden(followup),
-                               clinical).to_dict()
+    return preoperative_scores(burden(baseline), None if followup is None else burden(followup), clinical)

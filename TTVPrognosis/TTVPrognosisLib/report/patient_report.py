@@ -44,6 +44,8 @@ class ReportOptions:
     case_label: str = ""
     model: SurvivalModel | None = None
     scores: list[ScoreResult] = field(default_factory=list)
+    scores_note: str = ""  # which scan the scores were computed on, and why
+    lesion: Sequence[str] = ()  # --lesion-segment patterns (the liver drawn is the one measured with them)
 
 
 def report_content(result: Measurement | Comparison, prognosis: dict | None, provenance: Provenance,
@@ -53,12 +55,14 @@ def report_content(result: Measurement | Comparison, prognosis: dict | None, pro
     from .figures import KeyImagePanels, key_image_png, survival_chart_png
 
     options = options or ReportOptions()
-    content = build_content(result, prognosis, provenance, options.case_label, options.scores)
+    content = build_content(result, prognosis, provenance, options.case_label, options.scores,
+                            scores_note=options.scores_note)
     comparison = result if isinstance(result, Comparison) else None
     measurements = (comparison.baseline, comparison.followup) if comparison else (result, None)
     labels = [None if m is None or data is None else label_maps(m, data.segmentation.geometry)
               for m, data in zip(measurements, (baseline, followup))]
-    livers = [None if data is None else liver_union(data.segmentation, exclude=options.exclude, liver=options.liver)
+    livers = [None if data is None else liver_union(data.segmentation, exclude=options.exclude, liver=options.liver,
+                                                    lesion=options.lesion)
               for data in (baseline, followup)]
     liver_images = [None if liver is None else liver.as_image() for liver in livers]
     for key in key_lesions(result):
@@ -170,7 +174,7 @@ def write_outcome_report(outcome, html_path: str | os.PathLike | None = None,
         provenance = Provenance([], _version(), report_date().strftime("%Y-%m-%d %H:%M UTC"),
                                 {"inputs": "nodes of the Slicer scene (not files)"})
     content = build_content(outcome.result, outcome.prognosis, provenance, case_label, outcome.scores,
-                            outcome.warnings)
+                            outcome.warnings, getattr(outcome, "scores_note", ""))
     content.key_images = [KeyImage(title, "caller", png) for title, png in key_images]
     content.overview_png = overview_png
     if outcome.prognosis and outcome.prognosis["overall_survival"]:

@@ -56,4 +56,39 @@ def test_without_reports_nothing_else_is_written(cohort, tmp_path):
     assert main(["batch", str(cohort / "cohort.csv"), "--output", str(tmp_path / "results.csv"), "--workers",
                  "1"]) == 0
     written = sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith("."))
-    assert written == ["results.codebook.csv", "results.csv", "results.provenance.json"]  # the table's companions
+    # the table and what the batch writes beside it (codebook, provenance): no report, no reports folder
+    assert written == ["results.codebook.csv", "results.csv", "results.provenance.json"]
+
+
+def test_batch_reports_use_the_patients_clinical_values_and_lesion_segments(cohort, tmp_path):
+    """The report shows the Fong and GAME the results table has (clinical columns of the manifest, on the
+    follow-up) and measures with the patient's lesion_segments, as ``ttvprognosis report`` would."""
+    manifest = tmp_path / "clinical.csv"
+    with open(cohort / "cohort.csv", newline="") as handle:
+        first = next(row for row in csv.DictReader(handle) if row["patient_id"] == "P 1")
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "baseline_segmentation", "followup_segmentation", "baseline_image",
+                         "followup_image", "node_positive_primary", "disease_free_interval_months", "cea_ng_ml",
+                         "ras_mutated", "extrahepatic_disease", "lesion_segments"])
+        writer.writerow(["P 1", *(str(cohort / first[key]) for key in (
+            "baseline_segmentation", "followup_segmentation", "baseline_image", "followup_image")),
+            "yes", "6", "250", "yes", "no", "Lesion 1;Lesion 3*"])
+    reports = tmp_path / "reports"
+    assert main(["batch", str(manifest), "--output", str(tmp_path / "results.csv"), "--workers", "1",
+                 "--reports", str(reports)]) == 0
+    row = read_rows(tmp_path / "results.csv")["P 1"]
+    all_lesions = read_rows_of_cohort(cohort, tmp_path)
+    assert float(row["baseline_ttv_ml"]) < float(all_lesions["baseline_ttv_ml"]), "lesion_segments chose fewer"
+    assert row["fong_score"] and row["game_score"] and row["scores_time_point"] == "followup"
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(reports / "P_1.pdf").pages)
+    assert f"{float(row['baseline_ttv_ml']):.2f}" in text
+    assert f"Fong clinical risk score: {row['fong_score']} points: {row['fong_risk_group']}" in text
+    assert f"GAME score: {row['game_score']} points: {row['game_risk_group']}" in text
+    assert "Lesion segments named: Lesion 1, Lesion 3*" in text
+
+
+def read_rows_of_cohort(cohort, tmp_path) -> dict:
+    assert main(["batch", str(cohort / "cohort.csv"), "--output", str(tmp_path / "all.csv"), "--workers",
+                 "1"]) == 0
+    return read_rows(tmp_path / "all.csv")["P 1"]

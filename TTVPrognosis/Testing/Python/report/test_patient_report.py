@@ -219,3 +219,77 @@ def test_complete_response_shows_every_baseline_lesion_gone(demo, tmp_path, caps
     text, images, _ = pdf_text_and_images(tmp_path / "cr.pdf")
     assert "RECIST 1.1: CR" in text and "-100.0 %" in text
     assert images == expected_key_images(document) + 2 == 5 + 2
+
+
+CLINICAL = ["--node-positive-primary", "yes", "--disease-free-interval-months", "6", "--cea-ng-ml", "250",
+            "--ras-mutated", "yes", "--extrahepatic-disease", "no"]
+
+
+def test_report_takes_compare_options_and_shows_the_scores_compare_gives(demo, tmp_path, capsys):
+    """The same clinical options, --lesion-segment and --series as compare; the same Fong and GAME (computed on
+    the follow-up), in the report's JSON and on its page."""
+    segments = ["--lesion-segment", "Lesion 1", "--lesion-segment", "Lesion 3*"]
+    inputs = [str(demo["baseline_segmentation"]), str(demo["followup_segmentation"]), "--baseline-image",
+              str(demo["baseline_image"]), "--followup-image", str(demo["followup_image"])]
+    capsys.readouterr()
+    assert main(["compare", *inputs, *CLINICAL, *segments, "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert main(["report", *inputs, *CLINICAL, *segments, "--series", "unused", "--output",
+                 str(tmp_path / "r.pdf"), "--html", str(tmp_path / "r.html"), "--date", "2026-01-31", "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    assert reported["ttv_ml"] == pytest.approx(compared["baseline"]["ttv_ml"], rel=1e-12)
+    assert reported["followup_ttv_ml"] == pytest.approx(compared["followup"]["ttv_ml"], rel=1e-12)
+    full = compare_files(demo["baseline_segmentation"], demo["followup_segmentation"])
+    assert compared["baseline"]["ttv_ml"] < full.baseline.ttv_ml, "--lesion-segment chose fewer lesions"
+    scores = compared["clinical_scores"]
+    assert reported["clinical_scores"] == scores
+    assert scores["time_point"] == "followup" and scores["fong"]["computable"] and scores["game"]["computable"]
+    text, _, _ = pdf_text_and_images(tmp_path / "r.pdf")
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    for name in ("fong", "game"):
+        line = f"{scores[name]['score']}: {scores[name]['status']}"
+        assert line in text and line in html
+    assert "Computed on the follow-up scan (followup.seg.nrrd)" in text
+    assert "Lesion segments named: Lesion 1, Lesion 3*" in text
+
+
+def test_report_refuses_the_old_clinical_option_names(demo, tmp_path, capsys):
+    for old in (["--kras", "mutated"], ["--ras-mutated", "mutated"], ["--node-positive-primary", "maybe"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["report", str(demo["baseline_segmentation"]), "--output", str(tmp_path / "x.pdf"), *old])
+        assert stop.value.code == 2
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_report_chooses_the_dicom_series_named_by_series(tmp_path, capsys):
+    """A CT folder holding two series: refused without --series (as compare refuses), read with it."""
+    from synthetic_dicom import SeriesGrid, SeriesIdentity, ellipsoid_volume, write_series
+    from TTVPrognosisLib.formats.io import read_image, write_segmentation
+    from TTVPrognosisLib.formats.segments import ROLE_LESION, ROLE_LIVER, ROLE_TAG, LabelVolume, Segment
+
+    grid = SeriesGrid(shape_kji=(10, 36, 36), spacing_ijk=(1.0, 1.0, 3.0), origin_lps=(-18.0, -18.0, 0.0))
+    centre = (0.0, 0.0, 13.5)
+    liver = ellipsoid_volume(grid, centre, (15.0, 15.0, 12.0))
+    lesion = ellipsoid_volume(grid, (3.0, 2.0, 13.5), (5.0, 5.0, 6.0))
+    chosen = SeriesIdentity(description="portal venous")
+    write_series(tmp_path / "ct", np.where(liver, 60, -80).astype(np.int16), grid, chosen)
+    write_series(tmp_path / "ct", np.zeros(grid.shape_kji, np.int16), grid, SeriesIdentity(description="scout"),
+                 prefix="other")
+    geometry = read_image(tmp_path / "ct", [chosen.series_uid]).geometry
+    volume = LabelVolume([liver.astype(np.uint8), lesion.astype(np.uint8)], geometry,
+                         [Segment("Liver", "Liver", 0, 1, {ROLE_TAG: ROLE_LIVER}),
+                          Segment("Lesion_1", "Lesion 1", 1, 1, {ROLE_TAG: ROLE_LESION})], "synthetic")
+    write_segmentation(volume, tmp_path / "seg.seg.nrrd")
+    arguments = ["report", str(tmp_path / "seg.seg.nrrd"), "--image", str(tmp_path / "ct"), "--html",
+                 str(tmp_path / "r.html"), "--date", "2026-01-31", "--json"]
+    capsys.readouterr()
+    assert main(arguments) == 1
+    assert "series" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "r.html").exists()
+    assert main([*arguments, "--series", chosen.series_uid]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    assert main(["measure", str(tmp_path / "seg.seg.nrrd"), "--image", str(tmp_path / "ct"), "--series",
+                 chosen.series_uid, "--json"]) == 0
+    assert reported["ttv_ml"] == pytest.approx(json.loads(capsys.readouterr().out)["ttv_ml"], rel=1e-12)
+    assert reported["ttv_ml"] > 0
+    assert f"DICOM series chosen: {chosen.series_uid}" in (tmp_path / "r.html").read_text(encoding="utf-8")
