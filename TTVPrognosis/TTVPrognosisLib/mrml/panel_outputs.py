@@ -182,5 +182,7 @@ def seg_message(summary) -> str:
     """What the panel tells after an export: the file, its segments and the TTV it holds, and any warnings."""
     lines = [f"Wrote {summary.path}: {len(summary.segments)} segment(s) on CT series {summary.series_instance_uid}, "
              f"TTV {summary.ttv_ml:.2f} mL."]
+    lines += [f"Segment {row['number']}: {row['label']} ({row['role']}, "
+              f"{'verified' if row['verified'] else 'not verified'})" for row in summary.segments]
     lines += [f"Warning: {warning}" for warning in summary.warnings]
     return "\n".join(lines)
