@@ -8,6 +8,7 @@ view and the CT's window are put back afterwards. Needs the Slicer application (
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -21,7 +22,7 @@ VIEW = "Red"
 
 def capture_key_images(outcome, baseline_volume, followup_volume, baseline_segmentation, followup_segmentation,
                        window_hu: tuple[float, float] = (150.0, 75.0)) -> list[tuple[str, bytes]]:
-    """(title, PNG bytes) per key lesion and time point; [] without a CT or a slice view to capture."""
+    """(title, PNG bytes) per key lesion and time point; [] without a CT or a shown Red slice view."""
     layout = slicer.app.layoutManager() if hasattr(slicer, "app") else None
     widget = layout.sliceWidget(VIEW) if layout is not None else None
     if widget is None or baseline_volume is None:
@@ -52,10 +53,15 @@ def capture_key_images(outcome, baseline_volume, followup_volume, baseline_segme
                     composite.SetLabelVolumeID(None)
                     _show_only(displays, segmentation)
                     slice_node.SetOrientation("Axial")
-                    slice_node.SetFieldOfView(key.field_mm, key.field_mm, slice_node.GetFieldOfView()[2])
+                    slice_node.SetFieldOfView(*_square_pixels(key.field_mm, slice_node.GetDimensions()),
+                                              slice_node.GetFieldOfView()[2])
                     slice_node.JumpSliceByCentering(*point)
                     path = os.path.join(folder, f"{len(images)}.png")
-                    capture.captureImageFromView(widget.sliceView(), path)
+                    try:
+                        capture.captureImageFromView(widget.sliceView(), path)
+                    except ValueError:  # ScreenCapture's "capture failed": the Red view is not shown
+                        logging.warning("The Red slice view could not be captured; the report has no key images.")
+                        return []
                     with open(path, "rb") as handle:
                         images.append((f"{key.title} ({label})", handle.read()))
     finally:
@@ -72,6 +78,12 @@ def capture_key_images(outcome, baseline_volume, followup_volume, baseline_segme
         composite.SetForegroundVolumeID(foreground)
         composite.SetLabelVolumeID(label)
     return images
+
+
+def _square_pixels(field_mm: float, dimensions) -> tuple[float, float]:
+    """A field of view at least ``field_mm`` wide and high with the view's aspect (else pixels are not square)."""
+    width, height = max(int(dimensions[0]), 1), max(int(dimensions[1]), 1)
+    return (field_mm * width / height, field_mm) if width >= height else (field_mm, field_mm * height / width)
 
 
 def _set_window(volume_node, window_hu: tuple[float, float]):

@@ -227,3 +227,13 @@ def test_the_functions_the_panel_calls_take_its_arguments():
     signature(dicom_seg_export.export_dicom_seg).bind(None, "folder", "path", exclude=[])
     signature(mrml.time_point_from_nodes).bind(None, None, read_voxels=False)
     assert {"lastOutcome", "computeOutcome", "reviewNodes", "excludedSegmentNames"} <= set(dir(PanelLogic))
+
+
+def test_slice_capture_keeps_pixels_square_and_gives_nothing_without_slice_views(scene):
+    assert slice_capture._square_pixels(60.0, (400, 200, 1)) == (120.0, 60.0)
+    assert slice_capture._square_pixels(60.0, (300, 600, 1)) == (60.0, 120.0)
+    logic, parameter_node = computed_panel(scene)
+    if hasattr(slicer, "app"):
+        pytest.skip("this slicer module has an application: the capture needs its views")
+    assert slice_capture.capture_key_images(logic.lastOutcome[1], parameter_node.baselineVolume, None,
+                                            parameter_node.baselineSegmentation, None) == []
