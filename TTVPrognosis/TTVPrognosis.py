@@ -420,7 +420,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSaveReport(self) -> None:
         """PDF with drawn pictures when matplotlib is (or gets) installed; else HTML with slice-view captures."""
-        drawn = self.offerToInstall("matplotlib", "A PDF report with drawn key images")
+        drawn = self.offerToInstall("matplotlib", panel_outputs.MATPLOTLIB_PURPOSE)
         p = self._parameterNode
         path = self.askSavePath("Save the patient report", panel_outputs.default_report_name(
             p.baselineSegmentation.GetName(), drawn), panel_outputs.REPORT_FILTERS[drawn])

@@ -25,6 +25,8 @@ from .report_nodes import can_draw_pictures, save_report
 DICOM_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"  # set by Slicer's DICOM scalar volume plugin, space-separated
 REPORT_FILTERS = {True: "PDF report (*.pdf);;HTML report (*.html)", False: "HTML report (*.html)"}
 SEG_FILTER = "DICOM Segmentation (*.dcm)"
+MATPLOTLIB_PURPOSE = ("A PDF report with drawn key images and the survival chart (without it, Save report writes "
+                      "an HTML report with pictures captured from the slice views)")
 NO_PICTURES_NOTE = ("Key images are left out: matplotlib is not installed and the slice views could not be captured "
                     "(no CT selected, or no Slicer views). Install matplotlib and save the report again for pictures.")
 

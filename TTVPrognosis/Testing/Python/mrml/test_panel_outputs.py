@@ -214,7 +214,8 @@ def test_the_functions_the_panel_calls_take_its_arguments():
                  "slicer.dicomDatabase.fileForInstance)",
                  "panel_outputs.output_buttons(shown, volumeNode, segmentationNode)",
                  "panel_outputs.default_report_name(", "panel_outputs.default_seg_name(",
-                 "panel_outputs.REPORT_FILTERS[drawn]", "panel_outputs.SEG_FILTER", "panel_outputs.seg_message(",
+                 "panel_outputs.REPORT_FILTERS[drawn]", "panel_outputs.MATPLOTLIB_PURPOSE",
+                 "panel_outputs.SEG_FILTER", "panel_outputs.seg_message(",
                  "panel_outputs.importable(package)", "panel_outputs.install_question(package, purpose)"):
         assert call in source, call
     signature = inspect.signature
