@@ -4,7 +4,6 @@ Measuring, segmenting, comparing and predicting live in TTVPrognosisLib, shared 
 """
 
 import contextlib
-import logging
 import os
 from typing import Annotated
 
@@ -20,31 +19,15 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from TTVPrognosisLib.mrml import console, panel_logic, result_state, sample_data, self_test
-from TTVPrognosisLib.mrml.observations import NodeObservations, PlacementSession
+from TTVPrognosisLib.mrml import console, panel_logic, panel_outputs, result_state, sample_data, self_test
+from TTVPrognosisLib.mrml.observations import NodeObservations, PlacementSession, showingErrors
+from TTVPrognosisLib.mrml.slice_capture import capture_key_images
 
 STUDY_DOI = "10.1016/j.ejca.2024.114185"
 BASELINE, FOLLOWUP = panel_logic.BASELINE, panel_logic.FOLLOWUP
 YES_NO_UNKNOWN = ["Unknown", "No", "Yes"]
-SEGMENT_EDITOR_EFFECTS = ["Paint", "Draw", "Erase", "Scissors", "Islands", "Smoothing", "Threshold", "Grow from seeds",
-                          "Local Threshold"]
-LESION_TABLE_HEADERS = ["Lesion", "Volume (mL)", "Axial diameter (mm)", "Verified"]
 LESION_TABLE_REFRESH_MS = 500
 UNDO_STATES = 10  # as Slicer's Segment Editor module keeps
-# Edits of the reviewed segmentation (in the embedded Segment Editor too) that change the lesion table.
-SEGMENTATION_EDIT_EVENTS = (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
-                            slicer.vtkSegmentation.SegmentModified, slicer.vtkSegmentation.SourceRepresentationModified)
-
-
-@contextlib.contextmanager
-def showingErrors(message: str, waitCursor: bool = False):
-    """Show an error of the block in a dialog and end it there (tryWithErrorDisplay raises it again, which would
-    skip what a handler does after the block: refreshing the lesion table, resetting a label)."""
-    try:
-        with slicer.util.tryWithErrorDisplay(message, waitCursor=waitCursor):
-            yield
-    except Exception:
-        logging.debug("Shown to the user: %s", message, exc_info=True)
 
 
 class TTVPrognosis(ScriptedLoadableModule):
@@ -141,15 +124,15 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterObservation = NodeObservations([vtk.vtkCommand.ModifiedEvent], self.onParameterNodeModified)
         self._pointsObservation = NodeObservations([slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent],
                                                    self.onLesionPointPlaced)
-        self._segmentationObservations = [NodeObservations(SEGMENTATION_EDIT_EVENTS, self.onSegmentationEdited)
-                                          for _ in (BASELINE, FOLLOWUP)]
+        self._segmentationObservations = [NodeObservations(panel_logic.SEGMENTATION_EDIT_EVENTS,
+                                                           self.onSegmentationEdited) for _ in (BASELINE, FOLLOWUP)]
         appLogic = slicer.app.applicationLogic()
         # Leaving place mode some other way (Escape, the toolbar) stops Add lesion: the button does not stay pressed.
         self._placement = PlacementSession(appLogic.GetSelectionNode(), appLogic.GetInteractionNode(),
                                            self.stopAddingLesions)
 
-        self.ui.lesionTableWidget.setColumnCount(len(LESION_TABLE_HEADERS))
-        self.ui.lesionTableWidget.setHorizontalHeaderLabels(LESION_TABLE_HEADERS)
+        self.ui.lesionTableWidget.setColumnCount(len(panel_logic.LESION_TABLE_HEADERS))
+        self.ui.lesionTableWidget.setHorizontalHeaderLabels(panel_logic.LESION_TABLE_HEADERS)
         self.ui.lesionTableWidget.horizontalHeader().setStretchLastSection(True)
         self.setupSegmentEditor()
 
@@ -161,6 +144,8 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for widget, signal, slot in (
                 (ui.computeButton, "clicked(bool)", self.onComputeButton),
                 (ui.showTablesButton, "clicked(bool)", self.onShowTablesButton),
+                (ui.saveReportButton, "clicked(bool)", self.onSaveReport), (ui.exportSegButton, "clicked(bool)",
+                                                                             self.onExportSeg),
                 (ui.createSegmentationButton, "clicked(bool)", self.onCreateSegmentation),
                 (ui.addLesionButton, "toggled(bool)", self.onAddLesionToggled),
                 (ui.lesionTableWidget, "itemChanged(QTableWidgetItem*)", self.onLesionItemChanged),
@@ -179,7 +164,8 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor.setMRMLScene(slicer.mrmlScene)
         editor.setMaximumNumberOfUndoStates(UNDO_STATES)  # Add lesion, Split and Delete save states too
         available = set(editor.availableEffectNames()) if hasattr(editor, "availableEffectNames") else None
-        editor.setEffectNameOrder([name for name in SEGMENT_EDITOR_EFFECTS if available is None or name in available])
+        editor.setEffectNameOrder([name for name in panel_logic.SEGMENT_EDITOR_EFFECTS
+                                   if available is None or name in available])
         editor.unorderedEffectsVisible = False
         editor.segmentationNodeSelectorVisible = False  # the panel's own selectors choose the nodes
         editor.sourceVolumeNodeSelectorVisible = False  # (Slicer 5.8 and later; the "master" names warn there)
@@ -211,6 +197,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.stopReview()
         self.ui.segmentEditorWidget.setSegmentationNode(None)
         self.setParameterNode(None)
+        self.logic.lastOutcome = None  # Save report never shows an outcome of a closed scene
         for observation in self._segmentationObservations:  # kept while the module is left: edits elsewhere
             observation.release()  # still mark the results out of date
 
@@ -270,6 +257,9 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.setEditorNodes(volumeNode, segmentationNode)
         shown = result_state.shown_results(parameterNode)
         self.ui.summaryLabel.text, self.ui.prognosisLabel.text = shown.summary_html, shown.prognosis_html
+        buttons = panel_outputs.output_buttons(shown, volumeNode, segmentationNode)
+        self.ui.saveReportButton.enabled, self.ui.saveReportButton.toolTip = buttons.report_enabled, buttons.report_tip
+        self.ui.exportSegButton.enabled, self.ui.exportSegButton.toolTip = buttons.seg_enabled, buttons.seg_tip
         # Only what the review table shows refreshes it: a clinical value or the registration tick costs nothing.
         key = (parameterNode.reviewTimePoint, parameterNode.excludedSegments, volumeNode and volumeNode.GetID(),
                segmentationNode and segmentationNode.GetID()) if parameterNode else None
@@ -377,11 +367,7 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         segmentId = self.selectedSegmentId()
         if not segmentId:
             return
-        _, segmentationNode = self.logic.reviewNodes(self._parameterNode)
-        centre = segmentationNode.GetSegmentCenterRAS(segmentId) if segmentationNode else None
-        if centre is not None:
-            slicer.modules.markups.logic().JumpSlicesToLocation(centre[0], centre[1], centre[2], True)
-        self.logic.segmentEditorNode(self._parameterNode).SetSelectedSegmentID(segmentId)
+        self.logic.selectLesion(self._parameterNode, segmentId)
 
     def onVerifyAll(self) -> None:
         with showingErrors("Could not mark the lesions verified."):
@@ -420,7 +406,38 @@ class TTVPrognosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 slicer.util.showStatusMessage("Compute TTV cancelled; the scene is as it was.", 5000)
         self.onParameterNodeModified()
 
-    # The "Save report" button (report helper) belongs beside showTablesButton, in resultActionsLayout of the .ui.
+    def offerToInstall(self, package: str, purpose: str) -> bool:
+        """Install a package Slicer does not bundle, only when the user agrees (never at import time)."""
+        if not panel_outputs.importable(package) and slicer.util.confirmOkCancelDisplay(
+                panel_outputs.install_question(package, purpose)):
+            with showingErrors(f"Could not install {package}.", waitCursor=True):
+                slicer.util.pip_install(package)
+        return panel_outputs.importable(package)
+
+    def askSavePath(self, title: str, name: str, filters: str) -> str:
+        return qt.QFileDialog.getSaveFileName(self.parent, title, os.path.join(slicer.app.defaultScenePath, name),
+                                              filters)
+
+    def onSaveReport(self) -> None:
+        """PDF with drawn pictures when matplotlib is (or gets) installed; else HTML with slice-view captures."""
+        drawn = self.offerToInstall("matplotlib", panel_outputs.MATPLOTLIB_PURPOSE)
+        p = self._parameterNode
+        path = self.askSavePath("Save the patient report", panel_outputs.default_report_name(
+            p.baselineSegmentation.GetName(), drawn), panel_outputs.REPORT_FILTERS[drawn])
+        if path:
+            with showingErrors("Could not save the report.", waitCursor=True):
+                written = panel_outputs.save_panel_report(self.logic, p, path, lambda outcome: capture_key_images(
+                    outcome, p.baselineVolume, p.followupVolume, p.baselineSegmentation, p.followupSegmentation))
+                slicer.util.showStatusMessage(f"Report saved: {', '.join(map(str, written))}", 10000)
+
+    def onExportSeg(self) -> None:
+        name = panel_outputs.default_seg_name(self.logic.reviewNodes(self._parameterNode)[1].GetName())
+        path = self.offerToInstall("highdicom", "Export DICOM SEG") and self.askSavePath(
+            "Export DICOM SEG", name, panel_outputs.SEG_FILTER)
+        if path:
+            with showingErrors("Could not export the DICOM SEG.", waitCursor=True):
+                slicer.util.infoDisplay(panel_outputs.seg_message(panel_outputs.export_panel_seg(
+                    self.logic, self._parameterNode, path, slicer.dicomDatabase.fileForInstance)))
 
     def showTables(self) -> None:
         parameterNode = self._parameterNode
@@ -461,19 +478,13 @@ class TTVPrognosisLogic(ScriptedLoadableModuleLogic, panel_logic.PanelLogic):
     def getParameterNode(self):
         return TTVPrognosisParameterNode(super().getParameterNode())
 
-
     def processCohort(self, manifest, output, lesionsOutput=None, resume=False, overwrite=False, tableNode=None,
                       showProgress=True):
         """Batch a cohort manifest from the Python console, as `ttvprognosis batch` (see mrml.console.process_cohort);
         Cancel in the progress dialog stops between patients. Returns (CohortResult, table node)."""
         with progressDialog("TTVPrognosis cohort", show=showProgress) as dialog:
-            def progress(done, total, patientId):
-                if dialog is not None:
-                    dialog.maximum, dialog.value, dialog.labelText = total, done, f"{done} of {total} patients"
-                slicer.app.processEvents()
-
             return console.process_cohort(slicer.mrmlScene, manifest, output, lesionsOutput, resume, overwrite,
-                                          tableNode, progress, lambda: bool(dialog is not None and dialog.wasCanceled))
+                                          tableNode, *console.dialog_progress(dialog, slicer.app.processEvents))
 
 
 class TTVPrognosisTest(ScriptedLoadableModuleTest):
@@ -484,16 +495,5 @@ class TTVPrognosisTest(ScriptedLoadableModuleTest):
         self.test_panel_then_logic()
 
     def test_panel_then_logic(self):
-        import SampleData
-
-        slicer.mrmlScene.Clear()
-        source = next(item for item in SampleData.SampleDataLogic.sampleDataSourcesByCategory(
-            sample_data.SAMPLE_CATEGORY) if item.sampleName == sample_data.SAMPLE_NAME)
-        slicer.util.selectModule("TTVPrognosis")
-        self_test.panel_as_a_user(slicer.modules.TTVPrognosisWidget, source, self.delayDisplay,
-                                  os.path.join(slicer.app.temporaryPath, "TTVPrognosisSelfTest.mrb"))
-        for message, check in self_test.LOGIC_CHECKS:
-            slicer.mrmlScene.Clear()
-            self.delayDisplay(message)
-            check(TTVPrognosisLogic(), slicer.mrmlScene)
-        self.delayDisplay("Test passed")
+        self_test.run_all(lambda: slicer.modules.TTVPrognosisWidget, TTVPrognosisLogic, self.delayDisplay,
+                          slicer.app.temporaryPath)

@@ -30,3 +30,13 @@ def process_cohort(scene, manifest, output, lesions_output=None, resume: bool = 
     table_node = table_node or scene.AddNewNodeByClass("vtkMRMLTableNode", "TTVPrognosis cohort")
     mrml_results.fill_table(table_node, result.columns, result.typed_rows())
     return result, table_node
+
+
+def dialog_progress(dialog, process_events: Callable[[], object]) -> tuple[Callable, Callable[[], bool]]:
+    """(progress, should_cancel) for :func:`process_cohort` from a Slicer progress dialog (None: not shown)."""
+    def progress(done: int, total: int, patient_id: str) -> None:
+        if dialog is not None:
+            dialog.maximum, dialog.value, dialog.labelText = total, done, f"{done} of {total} patients"
+        process_events()
+
+    return progress, lambda: bool(dialog is not None and dialog.wasCanceled)

@@ -4,12 +4,17 @@
 its bookkeeping, so every segmentation the panel ever watched stayed in memory for the session (checked in
 Slicer's ``Base/Python/slicer/util.py``). ``NodeObservations`` keeps the tags ``AddObserver`` returns and
 drops the node with them. ``PlacementSession`` records the selection and interaction nodes' placement
-settings before Add lesion changes them and puts them back afterwards.
+settings before Add lesion changes them and puts them back afterwards. ``showingErrors`` ends a panel
+handler's failing block with Slicer's error dialog.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Iterable
+
+import slicer
 
 
 class NodeObservations:
@@ -89,3 +94,14 @@ class PlacementSession:
         if class_name:
             self._selection.SetReferenceActivePlaceNodeClassName(class_name)
         self._selection.SetActivePlaceNodeID(node_id)
+
+
+@contextlib.contextmanager
+def showingErrors(message: str, waitCursor: bool = False):
+    """Show an error of the block in a dialog and end it there (tryWithErrorDisplay raises it again, which would
+    skip what a handler does after the block: refreshing the lesion table, resetting a label)."""
+    try:
+        with slicer.util.tryWithErrorDisplay(message, waitCursor=waitCursor):
+            yield
+    except Exception:
+        logging.debug("Shown to the user: %s", message, exc_info=True)

@@ -19,6 +19,12 @@ from .lesion_region import add_lesion_in_region
 from .lesion_table import LesionRowCache
 
 BASELINE, FOLLOWUP = "Baseline", "Follow-up"
+SEGMENT_EDITOR_EFFECTS = ["Paint", "Draw", "Erase", "Scissors", "Islands", "Smoothing", "Threshold", "Grow from seeds",
+                          "Local Threshold"]
+LESION_TABLE_HEADERS = ["Lesion", "Volume (mL)", "Axial diameter (mm)", "Verified"]
+# Edits of the reviewed segmentation (in the embedded Segment Editor too) that change the lesion table.
+SEGMENTATION_EDIT_EVENTS = (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                            slicer.vtkSegmentation.SegmentModified, slicer.vtkSegmentation.SourceRepresentationModified)
 RESULT_TABLES = (("summaryTable", "TTV summary"), ("lesionTable", "TTV lesions"), ("responseTable", "TTV response"),
                  ("matchedLesionTable", "TTV matched lesions"), ("survivalTable", "TTV survival"),
                  ("survivalCurveTable", "TTV survival curves"), ("scoreTable", "TTV clinical scores"))
@@ -46,6 +52,7 @@ class PanelLogic:
     """Measuring, comparing and lesion review on the nodes a parameter node names."""
 
     _lesionRowCache = None
+    lastOutcome = None  # (inputs signature, Outcome) of the last Compute TTV
 
     @staticmethod
     def excludedSegmentNames(text: str) -> list:
@@ -68,15 +75,8 @@ class PanelLogic:
         cancelled or failed computation leaves the previous results as they were. The result nodes and the
         parameter node are then written in one modification (observers see one ModifiedEvent, not eight).
         """
-        _require_ct(parameterNode.baselineVolume, "baseline CT")
-        _require_ct(parameterNode.followupVolume, "follow-up CT")
         signature = result_state.inputs_signature(parameterNode)
-        outcome = mrml_workflow.compute_outcome(
-            parameterNode.baselineSegmentation, parameterNode.baselineVolume, parameterNode.followupSegmentation,
-            parameterNode.followupVolume, exclude=self.excludedSegmentNames(parameterNode.excludedSegments),
-            register=parameterNode.registerFollowup, clinical=mrml_workflow.clinical_inputs_from_panel(
-                parameterNode.nodePositivePrimary, parameterNode.diseaseFreeIntervalMonths, parameterNode.ceaNgMl,
-                parameterNode.krasMutated, parameterNode.extrahepaticDisease), step=step)
+        outcome = self.computeOutcome(parameterNode, step)
         if step is not None:
             step("Writing the result tables")
         with slicer.util.NodeModify(parameterNode):
@@ -89,7 +89,19 @@ class PanelLogic:
             finally:
                 for node, wasModifying in reversed(modifying):
                     node.EndModify(wasModifying)
+        self.lastOutcome = (signature, outcome)  # for Save report; the panel forgets it when the scene closes
         return outcome
+
+    def computeOutcome(self, parameterNode, step=None):
+        """The Outcome of the parameter node's inputs, without writing any node (Save report after reopening)."""
+        _require_ct(parameterNode.baselineVolume, "baseline CT")
+        _require_ct(parameterNode.followupVolume, "follow-up CT")
+        return mrml_workflow.compute_outcome(
+            parameterNode.baselineSegmentation, parameterNode.baselineVolume, parameterNode.followupSegmentation,
+            parameterNode.followupVolume, exclude=self.excludedSegmentNames(parameterNode.excludedSegments),
+            register=parameterNode.registerFollowup, clinical=mrml_workflow.clinical_inputs_from_panel(
+                parameterNode.nodePositivePrimary, parameterNode.diseaseFreeIntervalMonths, parameterNode.ceaNgMl,
+                parameterNode.krasMutated, parameterNode.extrahepaticDisease), step=step)
 
     def resultNodes(self, parameterNode):
         """The result table and chart nodes, created once and kept in the parameter node.
@@ -157,6 +169,14 @@ class PanelLogic:
         if volumeNode is not None and volumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
             volumeNode = None
         return volumeNode, segmentationNode
+
+    def selectLesion(self, parameterNode, segmentId: str) -> None:
+        """A lesion chosen in the review table: the slice views jump to it and the editor selects it."""
+        _, segmentationNode = self.reviewNodes(parameterNode)
+        centre = segmentationNode.GetSegmentCenterRAS(segmentId) if segmentationNode else None
+        if centre is not None:
+            slicer.modules.markups.logic().JumpSlicesToLocation(centre[0], centre[1], centre[2], True)
+        self.segmentEditorNode(parameterNode).SetSelectedSegmentID(segmentId)
 
     def createReviewSegmentation(self, parameterNode):
         """A new empty segmentation on the reviewed CT, selected for that time point."""

@@ -17,14 +17,35 @@ from ..errors import InputError
 from ..formats.demo_data import DEMO_LESIONS, demo_time_point
 from ..formats.segments import ROLE_TAG
 from ..measure.volumetry import measure
+from ..report.content import RESEARCH_NOTICE
+from ..report.key_images import key_lesions
 from . import nodes as mrml
-from . import result_state
-from .sample_data import load_demo_time_point
+from . import panel_outputs, result_state
+from .report_nodes import can_draw_pictures
+from .sample_data import SAMPLE_CATEGORY, SAMPLE_NAME, load_demo_time_point
+from .slice_capture import capture_key_images
 
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise AssertionError(message)
+
+
+def run_all(widget, logic_class, delay, folder: str) -> None:
+    """The whole in-Slicer self-test (``widget()``: the module's panel once selected): the panel driven as a
+    user would, then the logic as the Python console does."""
+    import SampleData
+
+    slicer.mrmlScene.Clear()
+    source = next(item for item in SampleData.SampleDataLogic.sampleDataSourcesByCategory(SAMPLE_CATEGORY)
+                  if item.sampleName == SAMPLE_NAME)
+    slicer.util.selectModule("TTVPrognosis")
+    panel_as_a_user(widget(), source, delay, os.path.join(folder, "TTVPrognosisSelfTest.mrb"))
+    for message, check in LOGIC_CHECKS:
+        slicer.mrmlScene.Clear()
+        delay(message)
+        check(logic_class(), slicer.mrmlScene)
+    delay("Test passed")
 
 
 def panel_as_a_user(widget, source, delay, scene_path: str) -> None:
@@ -57,6 +78,10 @@ def panel_as_a_user(widget, source, delay, scene_path: str) -> None:
     delay("Compute TTV")
     ui.computeButton.click()
     check_panel_results(parameter_node, ui.summaryLabel.text)
+    _check(ui.saveReportButton.enabled, "Save report is off after Compute TTV")
+    _check(not ui.exportSegButton.enabled, "Export DICOM SEG is on for a CT that was not loaded from DICOM")
+    delay("Save report (as the button does, without its file dialog)")
+    check_saved_report(widget.logic, parameter_node, os.path.join(os.path.dirname(scene_path), "report-panel.html"))
     _check(bool(slicer.util.saveScene(scene_path)), f"could not save {scene_path}")
     delay("Close the scene, then reopen it")
     slicer.mrmlScene.Clear(0)
@@ -69,6 +94,30 @@ def panel_as_a_user(widget, source, delay, scene_path: str) -> None:
     _check(parameter_node.ceaNgMl == 12.0, "CEA lost on reopening")
     check_panel_results(parameter_node, ui.summaryLabel.text)
     _check(ui.lesionTableWidget.rowCount == 1, "the added lesion is not listed after reopening")
+    _check(widget.logic.lastOutcome is None, "the outcome of the closed scene is still kept")
+    delay("Save report from the reopened scene's results")
+    check_saved_report(widget.logic, parameter_node, os.path.join(os.path.dirname(scene_path), "report-reopened.html"))
+
+
+def check_saved_report(logic, parameter_node, path: str) -> None:
+    """Save report writes an HTML report with the panel's numbers, the research-use notice and its key images
+    (drawn with matplotlib, or captured from the Red slice view: one per key lesion and time point)."""
+    if os.path.exists(path):
+        os.remove(path)
+    p = parameter_node
+    written = panel_outputs.save_panel_report(logic, p, path, lambda outcome: capture_key_images(
+        outcome, p.baselineVolume, p.followupVolume, p.baselineSegmentation, p.followupSegmentation))
+    _check([str(item) for item in written] == [path], f"report files {written}")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    _check(RESEARCH_NOTICE in text, "the report has no research-use notice")
+    outcome = logic.lastOutcome[1] if logic.lastOutcome else logic.computeOutcome(p)
+    _check(f"{outcome.baseline.ttv_ml:.2f}" in text, "the report does not show the baseline TTV")
+    keys = key_lesions(outcome.result)
+    expected = len(keys) if can_draw_pictures() else sum(
+        (key.baseline_point_ras is not None) + (key.followup_point_ras is not None) for key in keys)
+    _check(text.count("<figure class='keyimage'>") == expected, f"key images: {text.count('keyimage')} "
+           f"for {len(keys)} key lesion(s)")
 
 
 def check_panel_results(parameter_node, summary_text: str) -> None:
