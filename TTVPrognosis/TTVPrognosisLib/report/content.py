@@ -58,6 +58,9 @@ class ReportContent:
     key_image_note: str = ""
     key_image_subject: str = "targets, new and disappeared lesions"
     key_images: list[KeyImage] = field(default_factory=list)
+    # Titles of the key lesions no picture could be made of (e.g. Slicer without matplotlib and without views):
+    # the report then says so instead of "nothing to show".
+    key_lesions_without_pictures: list[str] = field(default_factory=list)
     overview_png: bytes | None = None
     survival_png: bytes | None = None
 
@@ -147,3 +150,11 @@ def _model_lines(prognosis: dict | None) -> list[str]:
         lines.insert(0, f"Model: {prognosis['model_title']} (id {prognosis['model_id']}); {prognosis['intended_use']}")
         lines.append(f"Survival is counted from {prognosis['time_origin']}.")
     return lines
+
+
+def no_key_images_text(content: ReportContent) -> str:
+    """What the key-image section says when it holds no picture: why, and which lesions it would show."""
+    if content.key_lesions_without_pictures:
+        lesions = ", ".join(content.key_lesions_without_pictures)
+        return f"No pictures could be made here of the key lesions ({lesions}); see them in the tables above and in the viewer."
+    return "No target, new or disappeared lesion to show."

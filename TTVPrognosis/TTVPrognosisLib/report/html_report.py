@@ -10,7 +10,7 @@ import base64
 import html
 from collections.abc import Sequence
 
-from .content import ReportContent
+from .content import ReportContent, no_key_images_text
 
 STYLE = """
 body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 10pt; max-width: 60em; margin: 1.5em auto;
@@ -77,7 +77,7 @@ def report_html(content: ReportContent) -> str:
     figures = [f"<figure class='keyimage'>{_image(key.png, key.title)}<figcaption>{_escape(key.title)}</figcaption>"
                f"</figure>" for key in content.key_images]
     parts.append(f"<div class='keyimages'>{''.join(figures)}</div>" if figures
-                 else "<p>No target, new or disappeared lesion to show.</p>")
+                 else f"<p>{_escape(no_key_images_text(content))}</p>")
     parts.append("<h2>Warnings</h2>")
     parts += [f"<p class='warning'>{_escape(warning)}</p>" for warning in content.warnings] or ["<p>None.</p>"]
     if content.scores:

@@ -176,6 +176,8 @@ def write_outcome_report(outcome, html_path: str | os.PathLike | None = None,
     content = build_content(outcome.result, outcome.prognosis, provenance, case_label, outcome.scores,
                             outcome.warnings, getattr(outcome, "scores_note", ""))
     content.key_images = [KeyImage(title, "caller", png) for title, png in key_images]
+    if not content.key_images:
+        content.key_lesions_without_pictures = [key.title for key in key_lesions(outcome.result)]
     content.overview_png = overview_png
     if outcome.prognosis and outcome.prognosis["overall_survival"]:
         content.survival_png = _survival_png_if_possible(outcome.prognosis)

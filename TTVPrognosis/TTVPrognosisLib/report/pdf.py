@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Sequence
 
 from .. import __version__
-from .content import ReportContent
+from .content import ReportContent, no_key_images_text
 from .figures import DPI as PICTURE_DPI
 
 PAGE_IN = (8.27, 11.69)  # A4 portrait
@@ -193,7 +193,7 @@ def _picture_pages(pages, header: str, footer: str, content: ReportContent) -> _
     page.heading(f"Key images ({len(content.key_images)}): {content.key_image_subject}")
     page.text(content.key_image_note, size=7.5)
     if not content.key_images:
-        page.text("No target, new or disappeared lesion to show.")
+        page.text(no_key_images_text(content))
     column_width = (PAGE_IN[0] - 2 * MARGIN_IN - 0.2) / 2
     placed_on_page = 0
     for index, key in enumerate(content.key_images):

@@ -187,7 +187,11 @@ def test_save_report_without_matplotlib_writes_html_with_the_captured_pictures(s
     assert f"{logic.lastOutcome[1].baseline.ttv_ml:.2f}" in text
     assert panel_outputs.NO_PICTURES_NOTE not in text
     panel_outputs.save_panel_report(logic, parameter_node, str(tmp_path / "bare.html"), lambda outcome: [])
-    assert panel_outputs.NO_PICTURES_NOTE in (tmp_path / "bare.html").read_text(encoding="utf-8")
+    bare = (tmp_path / "bare.html").read_text(encoding="utf-8")
+    assert panel_outputs.NO_PICTURES_NOTE in bare
+    # the key-image section names the lesions it could not picture, instead of "nothing to show"
+    assert "No pictures could be made here of the key lesions (" in bare
+    assert "No target, new or disappeared lesion to show." not in bare
 
 
 def test_save_report_with_matplotlib_draws_the_pdf_and_never_captures(scene, tmp_path):
