@@ -156,5 +156,6 @@ def no_key_images_text(content: ReportContent) -> str:
     """What the key-image section says when it holds no picture: why, and which lesions it would show."""
     if content.key_lesions_without_pictures:
         lesions = ", ".join(content.key_lesions_without_pictures)
-        return f"No pictures could be made here of the key lesions ({lesions}); see them in the tables above and in the viewer."
+        return (f"No pictures could be made here of the key lesions ({lesions}); see them in the tables above and "
+                f"in the viewer.")
     return "No target, new or disappeared lesion to show."
