@@ -397,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reuse_freed_memory()  # a short-lived process: keeping freed memory makes reading 3x faster (allocator.py)
     _print_what_the_terminal_can()
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, so that output the system refuses (a full disk) is reported, not lost at exit
+        return code
     except InputError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR

@@ -31,6 +31,8 @@ WITHOUT_ROOT_ACCESS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search
 
 def run_cli(*arguments: str, cwd: Path | None = None, prefix: Sequence[str] = (), **options
             ) -> subprocess.CompletedProcess:
+    if "preexec_fn" in options:  # a file size limit would also cut the .pyc files Python caches: none written
+        options.setdefault("env", {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     return subprocess.run([*prefix, sys.executable, "-m", "TTVPrognosisLib", *arguments], capture_output=True,
                           text=True, timeout=120, cwd=cwd, **options)
 
