@@ -53,10 +53,12 @@ def label_26_connected(mask: np.ndarray) -> np.ndarray:
     labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(image, True))  # a copy: no view of a freed image
     flat = labels.reshape(-1)
     occupied = np.flatnonzero(flat)
-    values, first_voxel = np.unique(flat[occupied], return_index=True)
-    renumbered = np.zeros(int(values.max(initial=0)) + 1, dtype=np.int64)
+    numbers = flat[occupied]
+    values, first_voxel = np.unique(numbers, return_index=True)
+    renumbered = np.zeros(int(values.max(initial=0)) + 1, dtype=labels.dtype)
     renumbered[values[np.argsort(first_voxel, kind="stable")]] = np.arange(1, len(values) + 1)
-    return renumbered[labels]
+    flat[occupied] = renumbered[numbers]  # only the occupied voxels: lesions fill a fraction of the box
+    return labels
 
 
 def label_boxes(labels: np.ndarray) -> list[tuple[slice, slice, slice]]:
