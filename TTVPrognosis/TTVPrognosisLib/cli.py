@@ -179,7 +179,7 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 
 
 def _emit(document: dict, text: str, as_json: bool) -> None:
-    from .report.documents import to_json
+    from .formats.json_document import to_json
 
     print(to_json(document) if as_json else text)
 

@@ -21,12 +21,13 @@ from .formats.segments import (
 from .geometry import reference_grid_warnings
 from .measure.role_checks import plain_label_map_of_lits_values, read_as_lits
 from .measure.volumetry import Measurement, checked_roles, liver_union, measure
-from .response.comparison import Comparison, compare
-from .response.registration import RIGID, register_followup
 
-if TYPE_CHECKING:  # imported where a report is written: measuring and comparing do not need it
+if TYPE_CHECKING:  # imported where they are used: measuring needs neither comparing nor reports (start-up time)
     from .prognosis.scores import ClinicalInputs
     from .report.patient_report import ReportOptions
+    from .response.comparison import Comparison
+
+RIGID = "rigid"  # response.registration.RIGID, kept here so that measuring does not import registration
 
 
 def load_segmentation(segmentation_path: str | os.PathLike, image_path: str | os.PathLike | None = None,
@@ -117,6 +118,9 @@ def compare_volumes(baseline: LabelVolume, followup: LabelVolume, exclude: Seque
     segments), else the liver segments of both time points, else none (with a warning); ``register=False``
     takes the scans as already aligned. ``keep_labels`` keeps the lesion label maps in the measurements.
     """
+    from .response.comparison import compare
+    from .response.registration import register_followup
+
     name_warnings = segment_options_found([baseline, followup], exclude, liver, lesion, strict=strict_names)
     roles = [(names_matching(volume, exclude), names_matching(volume, liver)) for volume in (baseline, followup)]
     roles, convention_warnings = _same_label_map_convention((baseline, followup), roles, lesion)
@@ -215,6 +219,7 @@ def write_patient_report(result: Measurement | Comparison, time_points: list[tup
     from .prognosis.section import prognosis_section
     from .report.patient_report import ReportOptions, TimePointData, report_content, write_report
     from .report.provenance import provenance, report_date
+    from .response.comparison import Comparison
 
     options = options or ReportOptions()
     comparison = result if isinstance(result, Comparison) else None

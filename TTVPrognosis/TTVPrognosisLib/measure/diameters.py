@@ -17,7 +17,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.spatial.distance import cdist
 
 from ..geometry import Geometry
 
@@ -27,6 +26,7 @@ _ANGLES = np.arange(IN_PLANE_DIRECTIONS) * (np.pi / IN_PLANE_DIRECTIONS)
 _DIRECTIONS_X, _DIRECTIONS_Y = np.cos(_ANGLES), np.sin(_ANGLES)
 _BOUND_FACTOR = 1.0 / math.cos(np.pi / (2 * IN_PLANE_DIRECTIONS))
 _PAIR_CHUNK = 4_000_000  # slice pairs x directions bounded at once (memory)
+_DISTANCE_CHUNK = 3_000_000  # point pairs x coordinates differenced at once (memory)
 
 
 def row_end_points(mask: np.ndarray) -> np.ndarray:
@@ -89,7 +89,7 @@ def lesion_diameters_mm(mask_kji: np.ndarray, start_kji: np.ndarray, geometry: G
 
 
 def _small_set_diameters(points: np.ndarray, slice_of_point: np.ndarray) -> tuple[float, float]:
-    squared = cdist(points, points, "sqeuclidean")
+    squared = squared_distances(points, points)
     same_slice = slice_of_point[:, None] == slice_of_point[None, :]
     return float(np.sqrt(squared.max())), float(np.sqrt(squared[same_slice].max()))
 
@@ -154,5 +154,23 @@ def _farthest_within(points: np.ndarray) -> float:
 
 
 def _farthest_between(first: np.ndarray, second: np.ndarray) -> float:
-    return float(np.sqrt(cdist(first, second, "sqeuclidean").max()))
+    """Largest distance between a point of ``first`` and one of ``second``, a block of rows at a time."""
+    rows = max(1, _DISTANCE_CHUNK // (first.shape[1] * len(second)))
+    largest = max(float(squared_distances(first[begin:begin + rows], second).max())
+                  for begin in range(0, len(first), rows))
+    return float(np.sqrt(largest))
+
+
+def squared_distances(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Squared distances (len(first), len(second)) between points (N, D), summed over coordinates in order.
+
+    The same sums as ``scipy.spatial.distance.cdist(..., "sqeuclidean")`` without importing scipy (command
+    start-up time); differences are taken before squaring, so no cancellation.
+    """
+    differences = first[:, None, :] - second[None, :, :]
+    differences *= differences
+    squared = differences[..., 0].copy()
+    for axis in range(1, differences.shape[-1]):
+        squared += differences[..., axis]
+    return squared
 

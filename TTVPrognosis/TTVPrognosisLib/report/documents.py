@@ -6,29 +6,12 @@ tables can change independently.
 
 from __future__ import annotations
 
-import json
-import math
-
+from ..formats.json_document import to_json  # noqa: F401  (re-exported: where documents were always written)
 from ..measure.volumetry import Measurement
 from ..prognosis.model import SurvivalModel
 from ..prognosis.scores import ClinicalInputs, TimedScores, preoperative_scores
 from ..prognosis.section import prognosis_section
 from ..response.comparison import Comparison
-
-
-def to_json(document: dict) -> str:
-    """One JSON document; NaN is never written (undefined values are null)."""
-    return json.dumps(_finite(document), indent=2, allow_nan=False)
-
-
-def _finite(value):
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def comparison_document(comparison: Comparison, model: SurvivalModel | None = None,

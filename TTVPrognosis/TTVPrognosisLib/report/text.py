@@ -7,13 +7,15 @@ The same rows fill the panel's tables (:mod:`..mrml.results`); the JSON document
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..measure.volumetry import Measurement
-from ..prognosis.model import OverallSurvivalPrediction
-from ..response.comparison import Comparison, relative_change_percent
-from ..response.recist import RecistAssessment
-from ..response.registration import FAILED, SKIPPED, UNAVAILABLE, RegistrationResult, rotation_angle_deg
-from ..response.tumour_burden import STUDY_CUT_OFF
+
+if TYPE_CHECKING:  # the response and prognosis code is imported where used: a measurement's table needs none of it
+    from ..prognosis.model import OverallSurvivalPrediction
+    from ..response.comparison import Comparison
+    from ..response.recist import RecistAssessment
+    from ..response.registration import RegistrationResult
 
 
 def _number(value: float | None, digits: int = 1, unit: str = "") -> str:
@@ -62,6 +64,8 @@ def format_measurement(result: Measurement) -> str:
 
 def summary_rows(baseline: Measurement, followup: Measurement | None = None) -> list[list[str]]:
     """Measure, baseline value, and (with a follow-up) follow-up value and change, as text cells."""
+    from ..response.comparison import relative_change_percent
+
     def row(label: str, value, digits: int) -> list[str]:
         before = value(baseline)
         cells = [label, _number(before, digits)]
@@ -99,6 +103,8 @@ def format_comparison(comparison: Comparison) -> str:
 
 def format_registration(registration: RegistrationResult) -> str:
     """One line: how the follow-up was brought into the baseline frame, and how well."""
+    from ..response.registration import FAILED, SKIPPED, UNAVAILABLE, rotation_angle_deg
+
     if registration.status == SKIPPED:
         return "not done (scans taken as already aligned)"
     if registration.status == UNAVAILABLE:
@@ -123,6 +129,8 @@ RESPONSE_HEADERS = ("Measure", "Baseline", "Follow-up", "Change", "Category")
 
 def response_rows(comparison: Comparison) -> list[list[str]]:
     """TTV change, RECIST sum of diameters and TBS side by side, each with its verdict (they can disagree)."""
+    from ..response.tumour_burden import STUDY_CUT_OFF
+
     recist, tbs = comparison.recist, comparison.tbs
     relative = comparison.relative_change_percent
     ttv_change = f"{comparison.absolute_change_ml:+.2f}" + (f" ({relative:+.1f} %)" if relative is not None else "")
