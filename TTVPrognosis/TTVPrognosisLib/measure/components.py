@@ -6,17 +6,13 @@ occupied blocks of BLOCK^3 voxels (one cheap pass, 64 times fewer cells), the bl
 each group of touching blocks is labelled at full resolution on its own box only. Two voxels that touch lie
 in blocks that touch (or in the same block), so every component lies inside one group of blocks: the
 result is exactly that of labelling the whole box.
-
-Labelling is SimpleITK's (scipy.ndimage would double a command's start-up time), renumbered in the order
-of each component's first voxel in array order, as ``scipy.ndimage.label`` numbers them, so that the
-components come out in the same order whichever library labelled them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected, as a scipy.ndimage structure (for checks)
+FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected
 BLOCK = 4
 
 Box = tuple[slice, slice, slice]
@@ -27,57 +23,24 @@ def connected_components(mask: np.ndarray) -> list[tuple[Box, np.ndarray]]:
 
     Components come in no particular order (callers sort them); boxes are tight.
     """
+    from scipy import ndimage  # here: a process that never labels (predict, report text) does not pay for it
+
     blocks = occupied_blocks(mask)
-    block_labels = label_26_connected(blocks)
+    block_labels, _ = ndimage.label(blocks, structure=FULL_CONNECTIVITY)
     components = []
-    for group, block_box in enumerate(label_boxes(block_labels), start=1):
+    for group, block_box in enumerate(ndimage.find_objects(block_labels), start=1):
         box = tuple(slice(part.start * BLOCK, min(part.stop * BLOCK, size))
                     for part, size in zip(block_box, mask.shape))
         region = mask[box]
         in_group = block_labels[block_box] == group
         if np.any(blocks[block_box] & ~in_group):  # another group's blocks reach into this box: leave them out
             region = region & _voxels_of_blocks(in_group, region.shape)
-        labels = label_26_connected(region)
-        for number, inner in enumerate(label_boxes(labels), start=1):
+        labels, _ = ndimage.label(region, structure=FULL_CONNECTIVITY)
+        for number, inner in enumerate(ndimage.find_objects(labels), start=1):
             component_box = tuple(slice(outer.start + part.start, outer.start + part.stop)
                                   for outer, part in zip(box, inner))
             components.append((component_box, labels[inner] == number))
     return components
-
-
-def label_26_connected(mask: np.ndarray) -> np.ndarray:
-    """26-connected components of a boolean 3-D mask numbered 1, 2, ... by first voxel in array order (0: none)."""
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(np.ascontiguousarray(mask, dtype=np.uint8))
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(image, True))  # a copy: no view of a freed image
-    flat = labels.reshape(-1)
-    occupied = np.flatnonzero(flat)
-    numbers = flat[occupied]
-    values, first_voxel = np.unique(numbers, return_index=True)
-    renumbered = np.zeros(int(values.max(initial=0)) + 1, dtype=labels.dtype)
-    renumbered[values[np.argsort(first_voxel, kind="stable")]] = np.arange(1, len(values) + 1)
-    flat[occupied] = renumbered[numbers]  # only the occupied voxels: lesions fill a fraction of the box
-    return labels
-
-
-def label_boxes(labels: np.ndarray) -> list[tuple[slice, slice, slice]]:
-    """Tight box of each label 1..max, in label order (``scipy.ndimage.find_objects`` for labels with no gaps)."""
-    count = int(labels.max(initial=0))
-    where = np.nonzero(labels)
-    numbers = labels[where] - 1
-    boxes = []
-    lows, highs = [], []
-    for coordinates in where:
-        low = np.full(count, np.iinfo(np.int64).max)
-        high = np.full(count, -1)
-        np.minimum.at(low, numbers, coordinates)
-        np.maximum.at(high, numbers, coordinates)
-        lows.append(low)
-        highs.append(high)
-    for number in range(count):
-        boxes.append(tuple(slice(int(low[number]), int(high[number]) + 1) for low, high in zip(lows, highs)))
-    return boxes
 
 
 def occupied_blocks(mask: np.ndarray) -> np.ndarray:
