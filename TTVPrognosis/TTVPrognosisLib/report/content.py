@@ -15,7 +15,14 @@ from ..prognosis.model import STUDY_DOI
 from ..prognosis.scores import ScoreResult
 from ..response.comparison import Comparison
 from .provenance import Provenance
-from .text import format_registration, response_rows, summary_rows, survival_rows
+from .text import (
+    cohort_placement_sentence,
+    format_registration,
+    response_rows,
+    summary_rows,
+    survival_rows,
+    ttv_change_sentence,
+)
 
 RESEARCH_NOTICE = ("RESEARCH USE ONLY. Not a medical device; not for clinical decisions about individual "
                    "patients.")
@@ -130,17 +137,10 @@ def _score_lines(scores: list[ScoreResult] | None, note: str) -> list[str]:
 def _prognosis_facts(prognosis: dict | None) -> list[str]:
     if not prognosis:
         return ["No prognosis: the baseline TTV is 0 mL (the model describes patients with liver metastases)."]
-    facts = []
-    for placement in prognosis["baseline_ttv_vs_cohorts"]:
-        facts.append(f"Baseline TTV is {placement['position']} of the {placement['cohort']} (median "
-                     f"{placement['median']:g} mL, IQR {placement['first_quartile']:g}-{placement['third_quartile']:g}"
-                     f" mL).")
+    facts = [cohort_placement_sentence(placement) for placement in prognosis["baseline_ttv_vs_cohorts"]]
     change = prognosis.get("ttv_change")
     if change:
-        relative = change.get("relative_change_percent")
-        facts.append(f"TTV change {change['change_ml']:+.1f} mL" + (f" ({relative:+.0f} %)" if relative is not None
-                                                                    else "")
-                     + f", shown descriptively (not a model input): {change['effect']}")
+        facts.append(ttv_change_sentence(change))
     return facts
 
 

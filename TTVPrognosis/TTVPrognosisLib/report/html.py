@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from ..measure.volumetry import Measurement
 from ..response.comparison import Comparison
 from ..response.tumour_burden import STUDY_CUT_OFF
+from .text import cohort_placement_sentence, ttv_change_sentence
 
 
 def _warning_html(text: str) -> str:
@@ -53,16 +54,10 @@ def prognosis_html(section: dict | None, scores_note: str = "") -> str:
             lines.append(f"{months // 12}-year overall survival: <b>{point['probability'] * 100:.0f} %</b> "
                          f"(95 % band {point['ci95'][0] * 100:.0f}-{point['ci95'][1] * 100:.0f} %)")
     lines += [_warning_html(text) for text in [*section["warnings"], *section.get("errors", [])]]
-    for placement in section["baseline_ttv_vs_cohorts"]:
-        quartiles = f"{placement['first_quartile']:g}-{placement['third_quartile']:g}"
-        lines.append(f"Baseline TTV is {placement['position']} of the {html.escape(placement['cohort'])} (median "
-                     f"{placement['median']:g} mL, IQR {quartiles}).")
+    lines += [html.escape(cohort_placement_sentence(placement)) for placement in section["baseline_ttv_vs_cohorts"]]
     change = section.get("ttv_change")
     if change:
-        relative = change.get("relative_change_percent")
-        lines.append(f"TTV change {change['change_ml']:+.1f} mL" + (f" ({relative:+.0f} %)" if relative is not None
-                                                                   else "")
-                     + f", shown descriptively (not a model input): {html.escape(change['effect'])}")
+        lines.append(html.escape(ttv_change_sentence(change)))
         for cohort in change.get("cohorts", []):
             low, high = cohort["absolute_change_iqr_ml"]
             lines.append(f"Absolute change is <b>{cohort['position']}</b> the IQR of the "

@@ -251,3 +251,19 @@ def format_prediction(prediction: OverallSurvivalPrediction) -> str:
                       table(["Months", "Survival", "95 % band"], rows),
                       f"Who this is for: {prediction.population}",
                       "Research use only: not for clinical decisions."])
+
+
+def cohort_placement_sentence(placement: dict) -> str:
+    """Where the baseline TTV lies against one published cohort (a ``baseline_ttv_vs_cohorts`` entry)."""
+    quartiles = f"{placement['first_quartile']:g}-{placement['third_quartile']:g}"
+    return (f"Baseline TTV is {placement['position']} of the {placement['cohort']} (median "
+            f"{placement['median']:g} mL, IQR {quartiles} mL).")
+
+
+def ttv_change_sentence(change: dict) -> str:
+    """The TTV change as the prognosis section describes it (not a model input)."""
+    relative = change.get("relative_change_percent")
+    shown = f" ({relative:+.0f} %)" if relative is not None else ""
+    return (f"TTV change {change['change_ml']:+.1f} mL{shown}, shown descriptively (not a model input): "
+            f"{change['effect']}")
+
