@@ -72,6 +72,14 @@ def _add_series_option(parser: argparse.ArgumentParser) -> None:
                              "for such a folder lists them); repeat for several folders")
 
 
+def _add_registration_options(parser: argparse.ArgumentParser,
+                               no_registration_help: str = "do not register: the scans are already aligned (same "
+                                                           "scanner coordinates)") -> None:
+    parser.add_argument("--no-registration", action="store_true", help=no_registration_help)
+    parser.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
+                        help="registration transform (default: rigid)")
+
+
 def _add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
@@ -106,10 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("followup", help="follow-up segmentation file")
     compare.add_argument("--baseline-image", help="baseline CT (optional; used for registration)")
     compare.add_argument("--followup-image", help="follow-up CT (optional; used for registration)")
-    compare.add_argument("--no-registration", action="store_true",
-                         help="do not register: the scans are already aligned (same scanner coordinates)")
-    compare.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
-                         help="registration transform (default: rigid)")
+    _add_registration_options(compare)
     _add_segment_role_options(compare)
     _add_clinical_options(compare)
     _add_series_option(compare)

@@ -9,6 +9,7 @@ from pathlib import Path
 from .cli import (
     DEFAULT_PATIENT_TIMEOUT_SECONDS,
     EXIT_INPUT_ERROR,
+    _add_registration_options,
     _add_segment_role_options,
     _interrupt,
     _positive_int,
@@ -45,10 +46,7 @@ def add_batch_parser(commands) -> None:
     rerun.add_argument("--overwrite", action="store_true", help="replace existing output tables")
     batch.add_argument("--retry-failed", action="store_true",
                        help="with --resume: compute the patients recorded as failed again")
-    batch.add_argument("--no-registration", action="store_true",
-                       help="do not register follow-ups: each patient's scans are already aligned")
-    batch.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
-                       help="registration transform (default: rigid)")
+    _add_registration_options(batch, "do not register follow-ups: each patient's scans are already aligned")
     batch.add_argument("--excel", action="store_true",
                        help="also write RESULTS.excel.csv (and LESIONS.excel.csv) for spreadsheets: UTF-8 with BOM, "
                             "the manifest's delimiter, decimal commas with ';'")

@@ -12,6 +12,7 @@ from pathlib import Path
 from .cli import (
     _add_clinical_options,
     _add_json_option,
+    _add_registration_options,
     _add_segment_role_options,
     _add_series_option,
     _clinical_inputs,
@@ -46,10 +47,7 @@ def add_report_parser(commands) -> None:
     report.add_argument("--date", metavar="YYYY-MM-DD[THH:MM]",
                         help="the report's date (default: SOURCE_DATE_EPOCH if set, else now): fixes the bytes")
     report.add_argument("--model", metavar="FILE", help="survival model file (JSON) instead of the embedded default")
-    report.add_argument("--no-registration", action="store_true",
-                        help="do not register: the scans are already aligned (same scanner coordinates)")
-    report.add_argument("--registration", choices=("rigid", "affine"), default="rigid",
-                        help="registration transform (default: rigid)")
+    _add_registration_options(report)
     _add_clinical_options(report)
     _add_segment_role_options(report)
     _add_series_option(report)
